@@ -1,0 +1,282 @@
+"""The residual limb record and shape capture: file -> clean, aligned ``Limb`` in mm.
+
+``load_limb`` is the one entry point from a file (or ``sample:NAME``) to a limb in its
+anatomical frame (see socketcad.geometry.frame): units resolved, parts split into
+skin and bones, debris dropped, small holes filled, normals outward, axis, anterior
+direction and side found, each with a note on how.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import trimesh
+
+from socketcad.anatomy.samples import get_sample, is_sample
+from socketcad.errors import InputError
+from socketcad.geometry import aop, frame as frames, io, measure, repair
+from socketcad.geometry.units import UnitChoice, choose_units
+
+LEVELS = ("transtibial", "transfemoral")
+SIDES = ("left", "right")
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """How to read a limb file. Every field is optional; defaults detect."""
+
+    units: str | None = None  # mm, cm, m, in, tibia, femur
+    reference_length_mm: float | None = None  # intact tibia/femur length for normalised shapes
+    level: str | None = None  # transtibial or transfemoral
+    side: str | None = None  # left or right
+    flip_side: bool = False  # mirror the limb to the other side
+    anterior: tuple[float, float, float] | None = None  # anterior direction in file coordinates
+    keep_axis: bool = False  # the file's +z is already the long axis (scanner-aligned)
+    clean: bool = True
+    max_hole_perimeter_mm: float = 80.0
+    remesh_edge_mm: float | None = None
+
+
+@dataclass
+class Limb:
+    """A residual limb in its anatomical frame (mm): z from the distal end, y anterior.
+
+    skin: outward-wound surface, open at the brim. bones: named closed or cut surfaces.
+    levels_mm: named heights above the distal end (landmark levels from the file).
+    frame: maps the file's coordinates (after unit scaling) to this frame.
+    notes: how each fact was found and what clean-up changed, for the user to read.
+    """
+
+    skin: trimesh.Trimesh
+    bones: dict[str, trimesh.Trimesh]
+    level: str
+    side: str
+    frame: frames.Frame
+    units: UnitChoice
+    source: str
+    levels_mm: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def brim_low_mm(self) -> float | None:
+        """Height of the lowest point of the brim (proximal opening), or None if closed."""
+        loop = measure.brim_loop(self.skin)
+        return None if loop is None else float(self.skin.vertices[loop, 2].min())
+
+    def named_level(self, name: str) -> float:
+        """Height (mm above the distal end) of a named level: distal, brim or a file landmark."""
+        levels = {"distal": 0.0, **({"brim": self.brim_low_mm} if self.brim_low_mm is not None else {})}
+        levels.update({key.lower(): value for key, value in self.levels_mm.items()})
+        if name.lower() not in levels:
+            raise InputError(f"unknown level '{name}'; known levels: {', '.join(levels)}")
+        return levels[name.lower()]
+
+
+def load_limb(
+    source: str | Path,
+    options: CaptureOptions = CaptureOptions(),
+    step: Callable[[str], None] = lambda name: None,
+) -> Limb:
+    """Read, clean and align a residual limb from a mesh/AOP file or ``sample:NAME``.
+
+    ``step(name)`` is called as each stage starts (for progress display).
+    """
+    _check_options(options)
+    path, options = _resolve(source, options)
+    step("reading")
+    name = str(source)
+    notes: list[str] = []
+    file_axes = None
+    file_side = None
+    levels_mm: dict[str, float] = {}
+    if io.file_format(path, io.MESH_FORMATS + ("aop",)) == "aop":
+        shape = aop.read_aop(path)
+        mesh = aop.aop_to_mesh(shape)
+        file_axes = (np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0]))
+        file_side = {"RIGHT": "right", "LEFT": "left"}.get(shape.side.upper())
+        distal = float(shape.slice_heights_mm[0])
+        levels_mm = {lm.name: float(lm.heights_mm[0]) - distal for lm in shape.landmarks if len(lm.heights_mm)}
+    else:
+        mesh = io.read_mesh(path)
+
+    units = choose_units(float(mesh.extents.max()), options.units, options.reference_length_mm, path.name)
+    mesh = trimesh.Trimesh(mesh.vertices * units.scale_to_mm, mesh.faces, process=False, validate=False)
+    notes.append(f"units: {units.how}")
+
+    step("cleaning")
+    skin, bones = _clean(mesh, options, notes, path.name)
+    step("aligning")
+    level = options.level or _guess_level(bones)
+    skin_axis = _long_axis(skin, file_axes, options.keep_axis, notes)
+    anterior, anterior_note = _anterior(skin, bones, skin_axis, file_axes, options, level)
+    notes.append(f"anterior: {anterior_note}")
+    frame = frames.build_frame(skin, skin_axis, anterior)
+    skin = frame.apply(skin)
+    bones = {label: frame.apply(bone) for label, bone in bones.items()}
+    side, side_note = _side(bones, file_side, options, level)
+    notes.append(f"side: {side_note}")
+    limb = Limb(skin, bones, level, side, frame, units, name, levels_mm, notes)
+    return mirrored(limb) if options.flip_side else limb
+
+
+def _check_options(options: CaptureOptions) -> None:
+    if options.level is not None and options.level not in LEVELS:
+        raise InputError(f"unknown level '{options.level}'; use {' or '.join(LEVELS)}")
+    if options.side is not None and options.side not in SIDES:
+        raise InputError(f"unknown side '{options.side}'; use left or right")
+    if options.remesh_edge_mm is not None and not (0.2 <= options.remesh_edge_mm <= 20):
+        raise InputError(f"remesh edge length {options.remesh_edge_mm:g} mm is out of range; use 0.2-20 mm")
+    if options.max_hole_perimeter_mm < 0:
+        raise InputError("the largest hole to fill must be 0 mm or more")
+
+
+def _resolve(source: str | Path, options: CaptureOptions) -> tuple[Path, CaptureOptions]:
+    """Path of a file or sample; samples bring their own units and level as defaults."""
+    if not is_sample(source):
+        return Path(source), options
+    sample = get_sample(str(source))
+    return sample.path, replace(options, units=options.units or sample.units, level=options.level or sample.level)
+
+
+def _clean(mesh: trimesh.Trimesh, options: CaptureOptions, notes: list[str], source: str):
+    """Skin and bones from a raw mesh: split, classify, fill, orient, remesh."""
+    mesh = repair.drop_degenerate_faces(mesh)
+    if len(mesh.faces) == 0:
+        raise InputError(f"{source}: every face is degenerate (zero area); export the mesh again")
+    parts = repair.classify_parts(repair.split_parts(mesh)) if options.clean else repair.Parts(mesh)
+    if parts.debris:
+        notes.append(f"dropped {len(parts.debris)} loose fragment(s) as scanner debris "
+                     f"({sum(len(p.faces) for p in parts.debris)} faces)")
+    skin = parts.shell
+    if options.clean and options.max_hole_perimeter_mm > 0:
+        skin, filled = repair.fill_holes(skin, options.max_hole_perimeter_mm)
+        if filled:
+            notes.append(f"filled {filled} hole(s) up to {options.max_hole_perimeter_mm:g} mm around")
+    skin, flipped = repair.orient_outward(skin)
+    if flipped:
+        notes.append("reoriented skin faces to point outward")
+    if options.remesh_edge_mm:
+        skin = repair.remesh_isotropic(skin, options.remesh_edge_mm)
+        notes.append(f"remeshed skin isotropically to {options.remesh_edge_mm:g} mm edges")
+    bones = {}
+    for index, part in enumerate(parts.inner + parts.outside):
+        bones[f"bone-{index + 1}"], _ = repair.orient_outward(part)
+    if bones:
+        notes.append(f"skin and {len(bones)} bone part(s) told apart by containment")
+    return skin, bones
+
+
+def _guess_level(bones: dict[str, trimesh.Trimesh]) -> str:
+    """Transtibial with three or more bone parts (tibia, fibula, patella...), else unknown."""
+    if len(bones) >= 3:
+        return "transtibial"
+    if len(bones) == 2:
+        return "transfemoral"
+    return "unknown"
+
+
+def _long_axis(skin, file_axes, keep_axis: bool, notes: list[str]) -> np.ndarray:
+    """The long axis in file coordinates: the file's z, or the centreline of the skin."""
+    loop = measure.brim_loop(skin)
+    if file_axes is not None or keep_axis:
+        axis = np.array([0.0, 0.0, 1.0])
+        if loop is not None and np.dot(skin.vertices[loop].mean(axis=0) - skin.centroid, axis) < 0:
+            axis = -axis
+        notes.append("long axis: the file's z axis")
+        return axis
+    proximal = skin.vertices[loop].mean(axis=0) if loop is not None else _wider_end(skin)
+    axis = frames.long_axis(skin, proximal)
+    top = float((skin.vertices[loop] @ axis).min() - (skin.vertices @ axis).min()) if loop is not None else None
+    if top is None or top <= 0:
+        top = float(np.ptp(skin.vertices @ axis))
+    axis = frames.centreline_axis(skin, axis, top)
+    notes.append("long axis: least-squares line through cross-section centroids (10-90 % of length)")
+    return axis
+
+
+def _wider_end(skin: trimesh.Trimesh) -> np.ndarray:
+    """For a closed surface: a point at the end of the principal axis with the wider section."""
+    axis = frames.long_axis(skin, skin.centroid + 1.0)
+    heights = skin.vertices @ axis
+    low, high = heights.min(), heights.max()
+    near_low = skin.vertices[heights < low + 0.2 * (high - low)]
+    near_high = skin.vertices[heights > high - 0.2 * (high - low)]
+    spread = lambda pts: np.linalg.norm(pts - pts.mean(axis=0), axis=1).mean()  # noqa: E731
+    return near_high.mean(axis=0) if spread(near_high) >= spread(near_low) else near_low.mean(axis=0)
+
+
+def _anterior(skin, bones, axis, file_axes, options: CaptureOptions, level: str) -> tuple[np.ndarray, str]:
+    """Anterior direction in file coordinates, and how it was found."""
+    if options.anterior is not None:
+        return frames.perpendicular(np.asarray(options.anterior, float), axis, "anterior"), "given"
+    if file_axes is not None:
+        return file_axes[1], "from the file (spoke 0)"
+    patella = _patella(bones, axis) if level == "transtibial" else None
+    if patella is not None:
+        centre = skin.area_faces @ skin.triangles_center / skin.area
+        return frames.perpendicular(patella.centroid - centre, axis, "anterior"), "from the bones (patella)"
+    provisional = frames.build_frame(skin, axis, frames.fallback_anterior(axis))
+    loop = measure.brim_loop(skin)
+    direction = None
+    if loop is not None and level == "transtibial":
+        direction = frames.anterior_from_brim(provisional.to_local(skin.vertices[loop]))
+    if direction is not None:
+        return provisional.rotation[:2].T @ direction, "from the shape (highest point of an oblique brim; check it)"
+    return frames.fallback_anterior(axis), "unknown (no bones, and the brim is not oblique enough to tell); give --anterior"
+
+
+def _patella(bones: dict[str, trimesh.Trimesh], axis: np.ndarray) -> trimesh.Trimesh | None:
+    """The patella of a transtibial bone set: the smallest of three or more parts,
+    if it is compact (not a long bone)."""
+    if len(bones) < 3:
+        return None
+    smallest = min(bones.values(), key=lambda b: b.area)
+    length = np.ptp(smallest.vertices @ axis)
+    width = np.ptp(smallest.vertices, axis=0).max()
+    return smallest if length <= 1.2 * width else None
+
+
+def _side(bones, file_side, options: CaptureOptions, level: str) -> tuple[str, str]:
+    """Left or right, and how it was found. Bones are in the frame already."""
+    if options.side is not None:
+        return options.side, "given"
+    if file_side is not None:
+        return file_side, "from the file"
+    if level == "transtibial" and len(bones) >= 3:
+        fibula, tibia = _fibula_tibia(bones)
+        if fibula is not None:
+            lateral_x = fibula.centroid[0] - tibia.centroid[0]
+            side = "right" if lateral_x > 0 else "left"
+            return side, "from the bones (fibula is lateral)"
+    return "unknown", "unknown; give --side"
+
+
+def _fibula_tibia(bones: dict[str, trimesh.Trimesh]):
+    """The two long bones below the knee, slender (fibula) and stout (tibia), in frame coordinates."""
+    long_bones = [b for b in bones.values() if np.ptp(b.vertices[:, 2]) > 1.5 * np.ptp(b.vertices[:, :2], axis=0).max()]
+    below_knee = sorted(long_bones, key=lambda b: b.vertices[:, 2].max())[:2]
+    if len(below_knee) < 2:
+        return None, None
+    fibula, tibia = sorted(below_knee, key=lambda b: b.area)
+    return fibula, tibia
+
+
+def mirrored(limb: Limb) -> Limb:
+    """The limb mirrored across its sagittal plane (x -> -x): a left limb becomes a right one."""
+    def mirror(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+        vertices = mesh.vertices * np.array([-1.0, 1.0, 1.0])
+        return trimesh.Trimesh(vertices, mesh.faces[:, ::-1], process=False, validate=False)
+
+    other = {"left": "right", "right": "left"}.get(limb.side, limb.side)
+    rotation = limb.frame.rotation * np.array([[-1.0], [1.0], [1.0]])
+    return replace(
+        limb,
+        skin=mirror(limb.skin),
+        bones={label: mirror(bone) for label, bone in limb.bones.items()},
+        side=other,
+        frame=frames.Frame(rotation=rotation, origin=limb.frame.origin),
+        notes=limb.notes + [f"mirrored to the {other} side (--flip-side)"],
+    )

@@ -1,0 +1,72 @@
+"""Sample limbs shipped inside the package, addressed as ``sample:NAME``.
+
+Attribution (also in README.md and the licence files beside the data):
+- OpenLimbTT (version 2025-04), Sunderland et al. 2024, medRxiv 10.1101/2024.11.27.24317622,
+  github.com/abel-research/OpenLimb; OpenLimbTF (version 2025-05), Pasternak et al. 2025,
+  github.com/abel-research/OpenLimbTF. Data licence CC-BY-SA-4.0 (OPENLIMB-DATA-LICENSE).
+- AmpScan transtibial scan and Example.AOP, github.com/abel-research/ampscan, MIT (AMPSCAN-LICENSE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from socketcad.errors import InputError
+
+SAMPLE_PREFIX = "sample:"
+OPENLIMB = "OpenLimb, CC-BY-SA-4.0"
+AMPSCAN = "AmpScan, MIT"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A shipped limb file: its name, file, units, level and what it is."""
+
+    name: str
+    filename: str
+    units: str  # as for --units: mm, or tibia/femur for OpenLimb's normalised shapes
+    level: str  # transtibial or transfemoral
+    description: str
+    licence: str
+
+    @property
+    def path(self) -> Path:
+        return Path(str(resources.files("socketcad.anatomy").joinpath("samples", self.filename)))
+
+
+SAMPLES = {
+    sample.name: sample
+    for sample in (
+        Sample("openlimb-tt-mean", "openlimb-tt-mean.stl", "mm", "transtibial",
+               "OpenLimbTT mean transtibial limb, full size: skin + tibia, fibula, patella, distal femur", OPENLIMB),
+        Sample("openlimb-tt-102m", "openlimb-tt-102m.stl", "tibia", "transtibial",
+               "OpenLimbTT mode 1 at -2 SD (limb length), normalised to tibia length", OPENLIMB),
+        Sample("openlimb-tt-102p", "openlimb-tt-102p.stl", "tibia", "transtibial",
+               "OpenLimbTT mode 1 at +2 SD (limb length), normalised to tibia length", OPENLIMB),
+        Sample("openlimb-tt-1m20", "openlimb-tt-1m20.stl", "tibia", "transtibial",
+               "OpenLimbTT mode 2 at -2 SD (bulbous vs conical), normalised to tibia length", OPENLIMB),
+        Sample("openlimb-tt-1p20", "openlimb-tt-1p20.stl", "tibia", "transtibial",
+               "OpenLimbTT mode 2 at +2 SD (bulbous vs conical), normalised to tibia length", OPENLIMB),
+        Sample("openlimb-tf-mean", "openlimb-tf-mean.stl", "femur", "transfemoral",
+               "OpenLimbTF mean transfemoral limb: skin + femur + hemipelvis, normalised to femur length",
+               OPENLIMB),
+        Sample("ampscan-tt-scan", "ampscan-tt-scan.stl", "mm", "transtibial",
+               "AmpScan real transtibial surface scan (7,530 vertices, open brim)", AMPSCAN),
+        Sample("ampscan-example-aop", "ampscan-example.aop", "mm", "transtibial",
+               "AmpScan Example.AOP: transtibial shape in the AAOP cylindrical format (TIB, MPT, TE)", AMPSCAN),
+    )
+}
+
+
+def is_sample(source: str | Path) -> bool:
+    return str(source).startswith(SAMPLE_PREFIX)
+
+
+def get_sample(source: str) -> Sample:
+    """The sample named by ``sample:NAME``; InputError listing the names if unknown."""
+    name = str(source)[len(SAMPLE_PREFIX):]
+    if name not in SAMPLES:
+        raise InputError(f"unknown sample '{name}'; run 'socketcad samples' (known: {', '.join(SAMPLES)})")
+    return SAMPLES[name]

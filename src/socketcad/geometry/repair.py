@@ -1,0 +1,233 @@
+"""Mesh clean-up: parts, boundary loops, holes, outward normals, isotropic remeshing.
+
+Pure functions on trimesh.Trimesh; nothing clinical. Vectorised with numpy/scipy
+because scans reach millions of triangles (trimesh's graph-based split takes ~3 s
+on a million faces, the sparse connected-components here ~0.2 s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import trimesh
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import ConvexHull
+
+from socketcad.errors import GeometryError
+
+
+def drop_degenerate_faces(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """Remove faces with a repeated vertex or zero area, and unused vertices."""
+    faces = mesh.faces
+    distinct = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    keep = distinct & (mesh.area_faces > 0.0)
+    if keep.all():
+        return mesh
+    return submesh(mesh, keep)
+
+
+def submesh(mesh: trimesh.Trimesh, face_mask: np.ndarray) -> trimesh.Trimesh:
+    """The faces selected by a boolean mask, with their vertices re-indexed compactly."""
+    faces = mesh.faces[face_mask]
+    used, inverse = np.unique(faces, return_inverse=True)
+    return trimesh.Trimesh(mesh.vertices[used], inverse.reshape(-1, 3), process=False, validate=False)
+
+
+def split_parts(mesh: trimesh.Trimesh) -> list[trimesh.Trimesh]:
+    """Connected parts (sharing vertices), largest face count first."""
+    n = len(mesh.vertices)
+    edges = mesh.faces[:, [0, 1, 1, 2]].reshape(-1, 2)
+    graph = sparse.coo_matrix((np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    count, labels = connected_components(graph, directed=False)
+    if count == 1:
+        return [mesh]
+    face_labels = labels[mesh.faces[:, 0]]
+    order = np.argsort(-np.bincount(face_labels, minlength=count), kind="stable")
+    return [submesh(mesh, face_labels == label) for label in order if np.any(face_labels == label)]
+
+
+def boundary_loops(mesh: trimesh.Trimesh) -> list[np.ndarray]:
+    """Closed boundary loops as vertex-index arrays, in the direction of the faces' edges.
+
+    For an outward-oriented surface each loop runs so that the surface lies to its left
+    seen from outside; a loop that cannot be closed raises GeometryError.
+    """
+    directed = mesh.faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    single = trimesh.grouping.group_rows(np.sort(directed, axis=1), require_count=1)
+    if len(single) == 0:
+        return []
+    boundary = directed[single]
+    following = {}
+    for start, end in boundary:  # boundary edges are few (a brim has hundreds to thousands)
+        following.setdefault(int(start), []).append(int(end))
+    loops = []
+    while following:
+        start = next(iter(following))
+        loop = [start]
+        current = start
+        while True:
+            ends = following.get(current)
+            if not ends:
+                raise GeometryError("a boundary of the surface does not close; repair the mesh")
+            nxt = ends.pop()
+            if not ends:
+                del following[current]
+            if nxt == start:
+                break
+            loop.append(nxt)
+            current = nxt
+        loops.append(np.asarray(loop, dtype=np.int64))
+    return loops
+
+
+def loop_perimeter(vertices: np.ndarray, loop: np.ndarray) -> float:
+    """Length of a closed polyline through vertices[loop], in mesh units."""
+    points = vertices[loop]
+    return float(np.linalg.norm(np.roll(points, -1, axis=0) - points, axis=1).sum())
+
+
+def cap_faces(loop: np.ndarray, centre_index: int) -> np.ndarray:
+    """Fan faces (k, 3) closing a boundary loop to a centre vertex, wound like the surface."""
+    nxt = np.roll(loop, -1)
+    return np.column_stack([nxt, loop, np.full(len(loop), centre_index)])
+
+
+def fill_holes(mesh: trimesh.Trimesh, max_perimeter: float, keep: int = 1) -> tuple[trimesh.Trimesh, int]:
+    """Close boundary loops up to ``max_perimeter`` with a fan, sparing the ``keep`` longest.
+
+    The longest loop of a residual-limb scan is its proximal opening (the brim), which
+    must stay open. Returns the mesh and the number of holes filled.
+    """
+    loops = sorted(boundary_loops(mesh), key=lambda lp: -loop_perimeter(mesh.vertices, lp))
+    small = [lp for lp in loops[keep:] if loop_perimeter(mesh.vertices, lp) <= max_perimeter]
+    if not small:
+        return mesh, 0
+    vertices = [mesh.vertices]
+    faces = [mesh.faces]
+    next_index = len(mesh.vertices)
+    for loop in small:
+        vertices.append(mesh.vertices[loop].mean(axis=0, keepdims=True))
+        faces.append(cap_faces(loop, next_index))
+        next_index += 1
+    filled = trimesh.Trimesh(np.vstack(vertices), np.vstack(faces), process=False, validate=False)
+    return filled, len(small)
+
+
+def capped_signed_volume(mesh: trimesh.Trimesh, loops: list[np.ndarray] | None = None) -> float:
+    """Signed volume enclosed by the surface with every boundary loop closed by a fan.
+
+    Divergence theorem, exact for the triangle surface: V = sum(det[a-c, b-c, d-c]) / 6.
+    Taking the first loop's centroid c as origin makes that loop's fan cap contribute
+    zero; other loops' fans are added explicitly. Positive for outward-wound surfaces;
+    invariant to rotation, translation and the order in which loop points are given.
+    """
+    loops = boundary_loops(mesh) if loops is None else loops
+    vertices = mesh.vertices
+    origin = vertices[loops[0]].mean(axis=0) if loops else vertices.mean(axis=0)
+    triangles = vertices[mesh.faces] - origin
+    volume = np.einsum("ij,ij->i", triangles[:, 0], np.cross(triangles[:, 1], triangles[:, 2])).sum()
+    for loop in loops[1:]:
+        centre = vertices[loop].mean(axis=0) - origin
+        fan = cap_faces(loop, -1)
+        a = vertices[fan[:, 0]] - origin
+        b = vertices[fan[:, 1]] - origin
+        volume += np.einsum("ij,ij->i", a, np.cross(b, np.broadcast_to(centre, a.shape))).sum()
+    return float(volume / 6.0)
+
+
+def orient_outward(mesh: trimesh.Trimesh) -> tuple[trimesh.Trimesh, bool]:
+    """Consistent winding with normals pointing out of the (capped) enclosed volume.
+
+    Returns the mesh and whether anything was changed.
+    """
+    changed = False
+    if not mesh.is_winding_consistent:
+        mesh = mesh.copy()
+        trimesh.repair.fix_winding(mesh)  # graph traversal; only scans with flipped patches pay for it
+        changed = True
+    if capped_signed_volume(mesh) < 0:
+        mesh = trimesh.Trimesh(mesh.vertices, mesh.faces[:, ::-1], process=False, validate=False)
+        changed = True
+    return mesh, changed
+
+
+@dataclass
+class Parts:
+    """A scan's parts sorted by role: the outer shell, parts inside it, large parts
+    outside it (e.g. a hemipelvis above a transfemoral brim) and loose debris."""
+
+    shell: trimesh.Trimesh
+    inner: list[trimesh.Trimesh] = field(default_factory=list)
+    outside: list[trimesh.Trimesh] = field(default_factory=list)
+    debris: list[trimesh.Trimesh] = field(default_factory=list)
+
+
+def classify_parts(
+    parts: list[trimesh.Trimesh],
+    debris_area_fraction: float = 0.005,
+    outside_keep_fraction: float = 0.05,
+) -> Parts:
+    """Tell the outer shell from the parts inside it (containment) and from debris.
+
+    The shell is the part with the largest convex-hull volume. A part is inside when
+    most of its vertices lie within the shell's convex hull. Parts with less than
+    ``debris_area_fraction`` of the shell's area are debris wherever they are; parts
+    outside the shell are kept only when larger than ``outside_keep_fraction`` of it.
+    """
+    hull_volumes = [_hull_volume(part.vertices) for part in parts]
+    shell_index = int(np.argmax(hull_volumes))
+    shell = parts[shell_index]
+    hull = ConvexHull(_sample(shell.vertices))
+    result = Parts(shell=shell)
+    for index, part in enumerate(parts):
+        if index == shell_index:
+            continue
+        area_fraction = part.area / shell.area
+        if area_fraction < debris_area_fraction:
+            result.debris.append(part)
+            continue
+        points = _sample(part.vertices, 2000)
+        inside = (points @ hull.equations[:, :3].T + hull.equations[:, 3] <= 1e-9).all(axis=1).mean()
+        if inside > 0.5:
+            result.inner.append(part)
+        elif area_fraction >= outside_keep_fraction:
+            result.outside.append(part)
+        else:
+            result.debris.append(part)
+    return result
+
+
+def _sample(points: np.ndarray, limit: int = 20000) -> np.ndarray:
+    """At most ``limit`` points, evenly strided (deterministic)."""
+    step = max(1, len(points) // limit)
+    return points[::step]
+
+
+def _hull_volume(points: np.ndarray) -> float:
+    try:
+        return float(ConvexHull(_sample(points)).volume)
+    except Exception:  # flat or tiny parts (qhull refuses them): no volume
+        return 0.0
+
+
+def remesh_isotropic(mesh: trimesh.Trimesh, edge_length: float, iterations: int = 10) -> trimesh.Trimesh:
+    """Isotropic remeshing (Botsch & Kobbelt 2004, via gpytoolbox) to a target edge length.
+
+    Boundary loops (the brim) are kept in place.
+    """
+    import gpytoolbox
+
+    if edge_length <= 0:
+        raise GeometryError("remesh edge length must be positive")
+    feature = np.unique(np.concatenate(boundary_loops(mesh))) if len(boundary_loops(mesh)) else None
+    vertices, faces = gpytoolbox.remesh_botsch(
+        np.ascontiguousarray(mesh.vertices, dtype=np.float64),
+        np.ascontiguousarray(mesh.faces, dtype=np.int32),
+        i=iterations,
+        h=float(edge_length),
+        feature=feature,
+        project=True,
+    )
+    return trimesh.Trimesh(vertices, faces, process=False, validate=False)
