@@ -22,9 +22,9 @@ A landmark point's third value is its height in mm; what its first two values me
 is vendor-specific, so all three are kept exactly as written.
 
 On writing, spokes are written as a spacing when they are evenly spaced from 0 deg
-all the way round (360 / n_spokes), and slices as a spacing when they are evenly
-spaced from 0 mm (within 1e-9); otherwise the explicit list, which every reader
-takes. Numbers get up to 6 decimals (0.001 um for radii).
+all the way round (360 / n_spokes, within 1e-9 deg), else as explicit angles.
+Slice heights are always written explicitly, as in the vendor example: every
+reader takes that, and it keeps heights exact. Numbers get up to 6 decimals.
 
 Frame and angle convention (the socketcad anatomical frame): z is the long axis,
 pointing proximally, with slice heights as z; y is anterior; x = y cross z, which
@@ -34,6 +34,14 @@ angles increase counter-clockwise seen from above (looking down -z, right-handed
 about +z), so 90 deg points to -x (medial on a right leg). A radius r on the spoke
 at theta and the slice at height h is the point (-r sin theta, r cos theta, h).
 Other vendors may count spokes the other way round; mirror the angles if so.
+
+Meshes: ``aop_to_mesh`` joins those points slice to slice, closes the distal slice
+with a fan to its centre on the axis and leaves the proximal end (the brim) open;
+normals point outward. ``mesh_to_aop`` is its inverse: each radius is the farthest
+hit of the ray from the axis point (0, 0, h) along the spoke. By default the slices
+are the levels min z + k * 2 mm from the first at which every spoke hits the surface
+(the distal tip's section is a point, or does not surround the axis) up to the last
+before a spoke misses (the brim); there is no zero-radius tip slice.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import trimesh
@@ -58,8 +67,6 @@ _DECIMALS = 6
 _EVEN_TOLERANCE = 1e-9
 # A regular spoke spacing must add up to a full turn within this (degrees).
 _FULL_TURN_TOLERANCE_DEG = 1e-3
-# Default slices: candidate levels are this fine a fraction of the slice spacing.
-_LEVEL_REFINEMENT = 8
 # Heights this close to the mesh's z extent (relative) are sampled just inside it.
 _END_NUDGE = 1e-7
 # Angular slack (radians) so a ray through a section vertex hits both its segments.
@@ -111,19 +118,11 @@ class AopShape:
     line_ending: str = "\r\n"
 
     def __post_init__(self) -> None:
-        angles = _frozen_array(self.spoke_angles_deg, "spoke_angles_deg", ndim=1)
-        heights = _frozen_array(self.slice_heights_mm, "slice_heights_mm", ndim=1)
+        angles = _checked_angles(self.spoke_angles_deg)
+        heights = _checked_heights(self.slice_heights_mm)
         radii = _frozen_array(self.radii_mm, "radii_mm", ndim=2)
         if self.side not in SIDES:
             raise InputError(f"AOP side {self.side!r} is unknown; use one of {', '.join(SIDES)}")
-        if len(angles) < 3:
-            raise InputError(f"an AOP shape needs at least 3 spokes, got {len(angles)}")
-        if len(heights) < 1:
-            raise InputError("an AOP shape needs at least 1 slice, got 0")
-        if _first_not_increasing(angles) is not None or angles[-1] - angles[0] >= 360.0:
-            raise InputError("spoke angles must increase and span less than 360 degrees")
-        if _first_not_increasing(heights) is not None:
-            raise InputError("slice heights must increase from distal to proximal")
         if radii.shape != (len(heights), len(angles)):
             raise InputError(
                 f"radii_mm has shape {radii.shape}, expected (n_slices, n_spokes) = "
@@ -159,6 +158,26 @@ def _frozen_array(values, name: str, ndim: int) -> np.ndarray:
     return array
 
 
+def _checked_angles(values) -> np.ndarray:
+    """Spoke angles (n,) as a read-only float64 array; InputError unless valid."""
+    angles = _frozen_array(values, "spoke_angles_deg", ndim=1)
+    if len(angles) < 3:
+        raise InputError(f"an AOP shape needs at least 3 spokes, got {len(angles)}")
+    if not _increasing(angles) or angles[-1] - angles[0] >= 360.0:
+        raise InputError("spoke angles must increase and span less than 360 degrees")
+    return angles
+
+
+def _checked_heights(values) -> np.ndarray:
+    """Slice heights (n,) as a read-only float64 array; InputError unless valid."""
+    heights = _frozen_array(values, "slice_heights_mm", ndim=1)
+    if len(heights) < 1:
+        raise InputError("an AOP shape needs at least 1 slice, got 0")
+    if not _increasing(heights):
+        raise InputError("slice heights must increase from distal to proximal")
+    return heights
+
+
 def _check_comments(comments: tuple[str, ...]) -> None:
     for comment in comments:
         if _has_line_break(comment) or comment.strip().upper() == "END COMMENTS":
@@ -172,10 +191,8 @@ def _has_line_break(text: str) -> bool:
     return _LINE_BREAK.search(text) is not None
 
 
-def _first_not_increasing(values: np.ndarray) -> int | None:
-    """Index of the first value not greater than the one before it, else None."""
-    bad = np.flatnonzero(np.diff(values) <= 0)
-    return int(bad[0]) + 1 if len(bad) else None
+def _increasing(values: np.ndarray) -> bool:
+    return bool(np.all(np.diff(values) > 0))
 
 
 # -------------------------------------------------------------------------- reading
@@ -253,16 +270,16 @@ class _Reader:
         self.index += 1
         return self.index, self.lines[self.index - 1]
 
-    def number(self, what: str) -> float:
+    def number(self, what: str, hint: str = "fix or remove the line") -> float:
         line_no, text = self.line(what)
-        return self.parse_number(line_no, text, what)
+        return self.parse_number(line_no, text, what, hint)
 
-    def parse_number(self, line_no: int, text: str, what: str) -> float:
+    def parse_number(self, line_no: int, text: str, what: str, hint: str = "fix the line") -> float:
         try:
             value = float(text.strip())
         except ValueError:
-            found = repr(text.strip()) if text.strip() else "an empty line"
-            raise self.error(line_no, f"expected {what}, found {found}; fix or remove the line") from None
+            found = repr(text.strip()[:40]) if text.strip() else "an empty line"
+            raise self.error(line_no, f"expected {what}, found {found}; {hint}") from None
         if not np.isfinite(value):
             raise self.error(line_no, f"{what} is {text.strip()}, not a finite number; fix the value")
         return value
@@ -319,13 +336,12 @@ def _read_landmarks(reader: _Reader) -> tuple[AopLandmark, ...]:
 
 
 def _read_landmark(reader: _Reader) -> AopLandmark:
-    line_no, text = reader.line("a landmark name")
-    name = text.strip()
+    name = reader.line("a landmark name")[1].strip()
     count_line = reader.index + 1
     n_points = reader.integer(f"the number of points of landmark {name!r}", minimum=1)
-    hint = f" (landmark {name!r} has {n_points} points, line {count_line}: check that count)"
+    hint = f"check the point count {n_points} of landmark {name!r} on line {count_line}"
     values = tuple(
-        tuple(reader.number(f"value {k + 1} of 3 of point {i + 1} of landmark {name!r}" + hint) for k in range(3))
+        tuple(reader.number(f"value {k + 1} of point {i + 1} of landmark {name!r}", hint) for k in range(3))
         for i in range(n_points)
     )
     return AopLandmark(name, values)
@@ -422,7 +438,7 @@ def format_aop(shape: AopShape, line_ending: str | None = None) -> str:
     angles = shape.spoke_angles_deg
     lines += [str(len(angles)), *_axis_lines(angles, 360.0 / len(angles))]
     heights = shape.slice_heights_mm
-    lines += [str(len(heights)), *_axis_lines(heights, _even_step(heights))]
+    lines += [str(len(heights)), *_axis_lines(heights, None)]
     lines += [_number(r) for r in shape.radii_mm.ravel()]
     return ending.join(lines) + ending
 
@@ -439,8 +455,7 @@ def write_aop(shape: AopShape, path: str | os.PathLike, line_ending: str | None 
             "use plain ASCII"
         ) from None
     try:
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
+        path.write_bytes(data)
     except OSError as exc:
         raise InputError(f"{path}: cannot be written ({exc.strerror or exc}); check the folder") from None
 
@@ -453,18 +468,10 @@ def _line_ending(value: str) -> str:
 
 
 def _axis_lines(values: np.ndarray, step: float | None) -> list[str]:
-    """Spacing line plus explicit values, or just the spacing if values are k * step."""
+    """Just the spacing if values are k * step (k = 0, 1, ...), else 0 and the values."""
     if step and np.allclose(values, np.arange(len(values)) * step, rtol=0, atol=_EVEN_TOLERANCE):
         return [_number(step)]
     return ["0", *(_number(v) for v in values)]
-
-
-def _even_step(values: np.ndarray) -> float | None:
-    """The spacing of values evenly spaced from 0 whose spacing writes exactly, else None."""
-    if len(values) < 2:
-        return None
-    step = (values[-1] - values[0]) / (len(values) - 1)
-    return step if abs(float(_number(step)) - step) <= _EVEN_TOLERANCE else None
 
 
 def _number(value: float) -> str:
@@ -534,63 +541,75 @@ def mesh_to_aop(
 
     Each radius is the farthest hit of the ray from (0, 0, h) along the spoke.
     Spokes: ``n_spokes`` evenly from 0 deg, or ``spoke_angles_deg`` (n,). Slices:
-    ``slice_heights_mm`` (n,) as given, else every ``slice_spacing_mm`` (default 2 mm)
-    from the lowest level at which every spoke hits the surface (searched on a grid
-    of spacing / 8 from min z: at the very distal tip the section is a point or does
-    not surround the axis) up to the last level before a spoke misses (the brim).
-    Heights at the mesh's z extent are sampled just inside it, so a flat distal cap
-    or a planar brim gives its rim. GeometryError if a spoke misses at a slice.
+    ``slice_heights_mm`` (n,) as given, else the levels min z + k * ``slice_spacing_mm``
+    (default 2 mm) from the first one where every spoke hits the surface (at the
+    distal tip the section is a point, or does not surround the axis) up to the last
+    one before a spoke misses (the brim). Heights at the mesh's z extent are sampled
+    just inside it, so a flat distal cap or a planar brim gives its rim.
+    GeometryError if a spoke misses the surface at a given slice height.
     """
     if slice_spacing_mm is not None and slice_heights_mm is not None:
         raise InputError("give slice_spacing_mm or slice_heights_mm, not both")
     angles = _spoke_angles(n_spokes, spoke_angles_deg)
-    triangles = _triangles(mesh)
+    faces = _faces(mesh)
     if slice_heights_mm is None:
         spacing = DEFAULT_SLICE_SPACING_MM if slice_spacing_mm is None else float(slice_spacing_mm)
-        if not spacing > 0:
-            raise InputError(f"slice spacing {spacing:g} mm must be > 0")
-        heights = _default_heights(triangles, angles, spacing)
-        radii = _sample_radii(triangles, heights, angles)
+        heights, radii = _default_slices(faces, angles, spacing)
     else:
-        heights = np.asarray(slice_heights_mm, dtype=np.float64)
-        radii = _sample_radii(triangles, heights, angles)
+        heights = _checked_heights(slice_heights_mm)
+        radii = _sample_radii(faces, heights, angles)
         _raise_on_miss(radii, heights, angles)
     return AopShape(side, angles, heights, radii, tuple(landmarks), tuple(comments))
 
 
 def _spoke_angles(n_spokes: int, spoke_angles_deg: np.ndarray | None) -> np.ndarray:
     if spoke_angles_deg is not None:
-        return np.asarray(spoke_angles_deg, dtype=np.float64)
+        return _checked_angles(spoke_angles_deg)
     if int(n_spokes) != n_spokes or n_spokes < 3:
         raise InputError(f"n_spokes must be a whole number >= 3, got {n_spokes}")
     return np.arange(int(n_spokes)) * (360.0 / int(n_spokes))
 
 
-def _triangles(mesh: trimesh.Trimesh) -> np.ndarray:
-    """Corner coordinates of every face, (n_faces, 3, 3) float64."""
+class _Faces(NamedTuple):
+    """A mesh with each face's z range, for slicing."""
+
+    vertices: np.ndarray  # (v, 3) mm
+    corners: np.ndarray  # (n, 3) vertex index of each face corner
+    z_low: np.ndarray  # (n,) lowest corner z of each face
+    z_high: np.ndarray  # (n,) highest corner z of each face
+
+
+def _faces(mesh: trimesh.Trimesh) -> _Faces:
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces, dtype=np.int64)
     if len(faces) == 0:
         raise GeometryError("mesh_to_aop: the mesh has no faces")
-    return vertices[faces]
+    z = vertices[:, 2][faces]
+    # Pairwise minimum/maximum: numpy's reductions along a length-3 axis are slow.
+    z_low = np.minimum(np.minimum(z[:, 0], z[:, 1]), z[:, 2])
+    z_high = np.maximum(np.maximum(z[:, 0], z[:, 1]), z[:, 2])
+    return _Faces(vertices, faces, z_low, z_high)
 
 
-def _default_heights(triangles: np.ndarray, angles: np.ndarray, spacing: float) -> np.ndarray:
-    """Heights every ``spacing`` mm over the run of levels where every spoke hits, (n,)."""
-    z = triangles[:, :, 2]
-    z_min, z_max = z.min(), z.max()
-    step = spacing / _LEVEL_REFINEMENT
-    levels = z_min + step * np.arange(int(np.floor((z_max - z_min) / step + 1e-9)) + 1)
-    full = ~np.isnan(_sample_radii(triangles, levels, angles)).any(axis=1)
+def _default_slices(
+    faces: _Faces, angles: np.ndarray, spacing: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Heights (n,) and radii (n, n_spokes) of the default slices (see mesh_to_aop)."""
+    if not spacing > 0:
+        raise InputError(f"slice spacing {spacing:g} mm must be > 0")
+    z_min, z_max = faces.z_low.min(), faces.z_high.max()
+    levels = z_min + spacing * np.arange(int(np.floor((z_max - z_min) / spacing + 1e-9)) + 1)
+    radii = _sample_radii(faces, levels, angles)
+    full = ~np.isnan(radii).any(axis=1)
     if not full.any():
         raise GeometryError(
             "mesh_to_aop: at no height does every spoke ray hit the surface; put the mesh "
             "in the anatomical frame (long axis z, axis through x = y = 0)"
         )
     first = int(np.argmax(full))
-    candidates = full[first::_LEVEL_REFINEMENT]
-    n = len(candidates) if candidates.all() else int(np.argmin(candidates))
-    return levels[first::_LEVEL_REFINEMENT][:n]
+    run = full[first:]
+    last = first + (len(run) if run.all() else int(np.argmin(run)))
+    return levels[first:last], radii[first:last]
 
 
 def _raise_on_miss(radii: np.ndarray, heights: np.ndarray, angles: np.ndarray) -> None:
@@ -604,12 +623,11 @@ def _raise_on_miss(radii: np.ndarray, heights: np.ndarray, angles: np.ndarray) -
         )
 
 
-def _sample_radii(triangles: np.ndarray, heights: np.ndarray, angles: np.ndarray) -> np.ndarray:
+def _sample_radii(faces: _Faces, heights: np.ndarray, angles: np.ndarray) -> np.ndarray:
     """Farthest ray hit per slice and spoke, (n_slices, n_spokes) mm; NaN where none."""
-    z = triangles[:, :, 2]
-    levels = _nudge_ends(heights, z.min(), z.max())
+    levels = _nudge_ends(heights, faces.z_low.min(), faces.z_high.max())
     order = np.argsort(levels, kind="stable")
-    level, start, end = _section_segments(triangles, levels[order])
+    level, start, end = _section_segments(faces, levels[order])
     radii = np.empty((len(levels), len(angles)))
     radii[order] = _farthest_hits(len(levels), level, start, end, angles)
     return radii
@@ -622,75 +640,78 @@ def _nudge_ends(heights: np.ndarray, z_min: float, z_max: float) -> np.ndarray:
     return np.where(near, np.clip(heights, z_min + eps, z_max - eps), heights)
 
 
+def _expand_ranges(first: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For ranges first[i] .. first[i] + counts[i] - 1: each member's i and value."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    within = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return owner, first[owner] + within
+
+
 def _section_segments(
-    triangles: np.ndarray, levels: np.ndarray
+    faces: _Faces, levels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut triangles (n, 3, 3) with the planes z = levels (sorted, (L,)).
+    """Cut the faces with the planes z = levels (sorted, (L,)).
 
     Returns the level index (m,) and the two (x, y) ends (m, 2) of each section
-    segment. All planes are cut at once: trimesh's mesh_multiplane loops over planes
-    in Python, each time over every face, far too slow for fine levels on big meshes.
+    segment. All planes are cut at once, face by crossed plane: trimesh's
+    mesh_multiplane loops over the planes in Python, each time over every face.
     """
-    z = triangles[:, :, 2]
-    first = np.searchsorted(levels, z.min(axis=1), side="right")
-    # A corner counts as above a plane when z >= level, so a face crosses a plane when
-    # min z < level <= max z: then exactly two of its edges change side.
-    counts = np.searchsorted(levels, z.max(axis=1), side="right") - first
-    face = np.repeat(np.arange(len(triangles)), counts)
-    offsets = np.arange(len(face)) - np.repeat(np.cumsum(counts) - counts, counts)
-    level = first[face] + offsets
-    corners = triangles[face]
-    above = corners[:, :, 2] >= levels[level][:, None]
-    points = _edge_crossings(corners, levels[level])
-    # The edge opposite the lone corner does not cross; the other two give the segment.
-    lone = np.where(above.sum(axis=1) == 1, np.argmax(above, axis=1), np.argmin(above, axis=1))
-    # Edge e joins corners e and e+1; the edges touching corner c are c and c-1.
+    # A corner counts as above a plane when z >= level, so a face crosses the planes
+    # with min z < level <= max z.
+    first = np.searchsorted(levels, faces.z_low, side="right")
+    counts = np.searchsorted(levels, faces.z_high, side="right") - first
+    face, level = _expand_ranges(first, counts)
+    height = levels[level]
+    corners = faces.corners[face]
+    above = faces.vertices[corners, 2] >= height[:, None]
+    # The lone corner on its side of the plane; both its edges cross the plane.
+    lone_above = above.sum(axis=1) == 1
+    lone = np.where(lone_above, np.argmax(above, axis=1), np.argmin(above, axis=1))
     rows = np.arange(len(face))
-    return level, points[rows, lone], points[rows, (lone + 2) % 3]
+    lone_corner = faces.vertices[corners[rows, lone]]
+    start = _crossing(lone_corner, faces.vertices[corners[rows, (lone + 1) % 3]], height, lone_above)
+    end = _crossing(lone_corner, faces.vertices[corners[rows, (lone + 2) % 3]], height, lone_above)
+    return level, start, end
 
 
-def _edge_crossings(corners: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """(x, y) where each edge e (corner e to e+1) meets z = level, (m, 3, 2); junk on
-    edges that do not cross."""
-    p, q = corners, np.roll(corners, -1, axis=1)
-    # Interpolate from the lower to the upper end, so both faces sharing an edge get
+def _crossing(lone: np.ndarray, other: np.ndarray, height: np.ndarray, lone_above: np.ndarray) -> np.ndarray:
+    """(x, y) where edges lone-other (m, 3) meet z = height (m,)."""
+    # Interpolate from the lower to the upper end, so the two faces sharing an edge get
     # bit-identical points and a ray through a section vertex cannot slip between them.
-    swap = (q[:, :, 2] < p[:, :, 2])[:, :, None]
-    low, high = np.where(swap, q, p), np.where(swap, p, q)
-    dz = high[:, :, 2] - low[:, :, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = (level[:, None] - low[:, :, 2]) / dz
-    return low[:, :, :2] + t[:, :, None] * (high[:, :, :2] - low[:, :, :2])
+    low = np.where(lone_above[:, None], other, lone)
+    high = np.where(lone_above[:, None], lone, other)
+    t = (height - low[:, 2]) / (high[:, 2] - low[:, 2])
+    return low[:, :2] + t[:, None] * (high[:, :2] - low[:, :2])
 
 
 def _farthest_hits(
     n_levels: int, level: np.ndarray, start: np.ndarray, end: np.ndarray, angles_deg: np.ndarray
 ) -> np.ndarray:
-    """Farthest distance along each spoke ray to the segments of its level,
+    """Farthest distance along each spoke ray to the segments (m,) of its level,
     (n_levels, n_spokes) mm; NaN where the ray hits nothing."""
     n_spokes = len(angles_deg)
-    rel = np.radians(angles_deg - angles_deg[0])  # increasing, in [0, 2 pi)
-    # Each segment is seen from the axis under an angular interval; only spokes inside
-    # it can hit it, so pair segments with those spokes instead of with every spoke.
+    # Each segment is seen from the axis under an angular interval; only the spokes in
+    # it can hit the segment, so pair segments with those instead of with every spoke.
     a0, a1 = _polar_angles(start), _polar_angles(end)
     sweep = np.mod(a1 - a0 + np.pi, 2 * np.pi) - np.pi
+    keep = (np.abs(sweep) < np.pi - 1e-6) & np.any(start != end, axis=1)  # not through the axis
+    level, start, end, a0, a1, sweep = (v[keep] for v in (level, start, end, a0, a1, sweep))
     low = np.mod(np.where(sweep >= 0, a0, a1) - np.radians(angles_deg[0]), 2 * np.pi)
-    width = np.abs(sweep)
-    keep = (width < np.pi - 1e-6) & np.any(start != end, axis=1)  # not through the axis
-    level, start, end, low, width = level[keep], start[keep], end[keep], low[keep], width[keep]
-    # Spoke angles repeated one turn either side, so an interval may wrap past 2 pi.
+    high = low + np.abs(sweep)
+    # Spoke angles from spoke 0, repeated one turn either side: intervals may wrap.
+    rel = np.radians(angles_deg - angles_deg[0])
     wrapped = np.concatenate([rel - 2 * np.pi, rel, rel + 2 * np.pi])
     first = np.searchsorted(wrapped, low - _ANGLE_SLACK, side="left")
-    counts = np.searchsorted(wrapped, low + width + _ANGLE_SLACK, side="right") - first
-    segment = np.repeat(np.arange(len(level)), counts)
-    spoke = (first[segment] + np.arange(len(segment)) - np.repeat(np.cumsum(counts) - counts, counts)) % n_spokes
+    counts = np.searchsorted(wrapped, high + _ANGLE_SLACK, side="right") - first
+    segment, spoke = _expand_ranges(first, counts)
+    spoke %= n_spokes
     direction = _spoke_directions(angles_deg)[spoke]
     a, e = start[segment], end[segment] - start[segment]
-    # Ray t * d meets a + s * e where t = cross(a, e) / cross(d, e).
+    # The ray t * d meets a + s * e at t = cross(a, e) / cross(d, e).
     denom = direction[:, 0] * e[:, 1] - direction[:, 1] * e[:, 0]
-    ok = np.abs(denom) > 1e-12 * np.linalg.norm(e, axis=1)
-    t = (a[ok, 0] * e[ok, 1] - a[ok, 1] * e[ok, 0]) / denom[ok]
-    cell = (level[segment] * n_spokes + spoke)[ok]
+    hit = np.abs(denom) > 1e-12 * np.hypot(e[:, 0], e[:, 1])
+    t = (a[hit, 0] * e[hit, 1] - a[hit, 1] * e[hit, 0]) / denom[hit]
+    cell = (level[segment] * n_spokes + spoke)[hit]
     radii = np.full(n_levels * n_spokes, -np.inf)
     np.maximum.at(radii, cell[t > 0], t[t > 0])
     radii[np.isinf(radii)] = np.nan

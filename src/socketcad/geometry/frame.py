@@ -101,7 +101,7 @@ def build_frame(skin: trimesh.Trimesh, axis: np.ndarray, anterior: np.ndarray) -
     return Frame(rotation=rotation, origin=origin)
 
 
-def anterior_from_brim(brim_points: np.ndarray, min_tilt: float = 0.15) -> np.ndarray | None:
+def anterior_from_brim(brim_points: np.ndarray, min_tilt: float = 0.08) -> np.ndarray | None:
     """Anterior direction (unit, frame x-y) from an oblique transtibial brim.
 
     brim_points: (k, 3) brim loop in frame coordinates. Transtibial scans and casts are

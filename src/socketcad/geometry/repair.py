@@ -115,15 +115,16 @@ def fill_holes(mesh: trimesh.Trimesh, max_perimeter: float, keep: int = 1) -> tu
     return filled, len(small)
 
 
-def capped_signed_volume(mesh: trimesh.Trimesh, loops: list[np.ndarray] | None = None) -> float:
+def capped_signed_volume(mesh: trimesh.Trimesh) -> float:
     """Signed volume enclosed by the surface with every boundary loop closed by a fan.
 
     Divergence theorem, exact for the triangle surface: V = sum(det[a-c, b-c, d-c]) / 6.
     Taking the first loop's centroid c as origin makes that loop's fan cap contribute
-    zero; other loops' fans are added explicitly. Positive for outward-wound surfaces;
-    invariant to rotation, translation and the order in which loop points are given.
+    zero; other loops' fans are added explicitly. Loops are traced from the faces' own
+    edges, so caps are always wound like the surface. Positive for outward-wound
+    surfaces; invariant to rotation, translation and vertex numbering.
     """
-    loops = boundary_loops(mesh) if loops is None else loops
+    loops = boundary_loops(mesh)
     vertices = mesh.vertices
     origin = vertices[loops[0]].mean(axis=0) if loops else vertices.mean(axis=0)
     triangles = vertices[mesh.faces] - origin
