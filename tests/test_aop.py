@@ -201,7 +201,11 @@ def _bad_cases():
             first_height + 11,
             "increase",
         ),
-        "a height missing": (_case(lines, first_height + 3, delete=True), first_radius, "slice heights"),
+        "a height missing": (
+            _case(lines, first_height + 3, delete=True),
+            first_radius,
+            "slice heights",
+        ),
         "radius not a number": (_case(lines, first_radius + 100, "abc"), first_radius + 101, "radius"),
         "radius empty": (_case(lines, first_radius + 100, ""), first_radius + 101, "empty line"),
         "radius negative": (_case(lines, first_radius + 7, "-1.5"), first_radius + 8, "negative"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io as _io
 import json
+import math
 import os
 import sys
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -58,8 +60,8 @@ def capture_options(units, reference, side, flip, anterior, keep_axis, level, **
             vector = tuple(float(value) for value in anterior.split(","))
         except ValueError:
             vector = ()
-        if len(vector) != 3:
-            raise InputError(f"--anterior '{anterior}' is not three numbers X,Y,Z")
+        if len(vector) != 3 or not all(math.isfinite(v) for v in vector) or not any(vector):
+            raise InputError(f"--anterior '{anterior}' is not a direction: give three finite numbers X,Y,Z, not all 0")
     return CaptureOptions(
         units=units, reference_length_mm=reference, side=side, flip_side=flip,
         anterior=vector, keep_axis=keep_axis, level=level, **extra,
@@ -86,8 +88,13 @@ def load(source: str, options: CaptureOptions) -> Limb:
 def samples() -> None:
     """List the sample limbs shipped with socketcad (use them as sample:NAME)."""
     table = Table(title="socketcad samples")
-    for column in ("name", "level", "units", "what", "licence"):
-        table.add_column(column)
+    # The name is what users type: never cut it short, let the other columns wrap instead.
+    longest = max(len(f"sample:{name}") for name in SAMPLES)
+    table.add_column("name", no_wrap=True, min_width=longest)
+    table.add_column("level", no_wrap=True, min_width=max(len(s.level) for s in SAMPLES.values()))
+    table.add_column("units", no_wrap=True)
+    table.add_column("what", overflow="fold")
+    table.add_column("licence", overflow="fold")
     for sample in SAMPLES.values():
         table.add_row(f"sample:{sample.name}", sample.level, sample.units, sample.description, sample.licence)
     out.print(table)
@@ -109,6 +116,8 @@ def inspect(
     level: Optional[str] = LevelOption,
 ) -> None:
     """Measure a residual limb: volume (brim capped), area, length and a cross-section profile."""
+    if csv_path is not None:
+        check_output(csv_path, ("csv",))
     limb = load(file, capture_options(units, reference, side, flip, anterior, keep_axis, level))
     measures = measure_limb(limb, step_mm, start)
     if csv_path is not None:
@@ -118,7 +127,7 @@ def inspect(
         return
     print_measures(limb, measures)
     if csv_path is not None:
-        out.print(f"profile written to {csv_path}")
+        say(f"profile written to {csv_path}")
 
 
 @app.command()
@@ -140,7 +149,7 @@ def convert(
     level: Optional[str] = LevelOption,
 ) -> None:
     """Convert a limb between formats, in millimetres, cleaned and in the anatomical frame."""
-    fmt = io.file_format(target, io.MESH_FORMATS + ("aop",))
+    fmt = check_output(target, io.MESH_FORMATS + ("aop",))
     options = capture_options(
         units, reference, side, flip, anterior, keep_axis, level, clean=not raw, remesh_edge_mm=remesh_mm,
     )
@@ -149,8 +158,8 @@ def convert(
 
     write_limb(limb, target, fmt, keep_pose=keep_pose, spokes=spokes, slice_mm=slice_mm, ascii_stl=ascii_stl)
     for note in limb.notes:
-        err.print(f"[dim]{note}[/dim]")
-    out.print(f"wrote {target}")
+        err.print(f"[dim]{escape(note)}[/dim]", soft_wrap=True)
+    say(f"wrote {target}")
 
 
 @app.command()
@@ -161,7 +170,10 @@ def demo(
     """Run the main job on a bundled sample limb and write its outputs to a folder."""
     from socketcad.anatomy.export import write_limb
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
     limb = load(sample, CaptureOptions())
     measures = measure_limb(limb)
     write_limb(limb, out_dir / "limb.stl", "stl")
@@ -173,8 +185,21 @@ def demo(
         lambda tmp: tmp.write_text(json.dumps(limb_summary(limb) | measures.as_dict(), indent=2)),
     )
     print_measures(limb, measures)
-    out.print(f"\noutputs written to [bold]{out_dir.resolve()}[/bold]: limb.stl, limb.3mf, limb.aop, "
-              "profile.csv, measures.json")
+    out.print()
+    say(f"outputs written to {out_dir.resolve()}: limb.stl, limb.3mf, limb.aop, profile.csv, measures.json")
+
+
+def say(line: str) -> None:
+    """Print one plain line on stdout: no markup, no highlighting, never wrapped (paths stay whole)."""
+    out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def check_output(path: Path, allowed: tuple[str, ...]) -> str:
+    """An output path's format, checked before any slow work: known extension, existing folder."""
+    fmt = io.file_format(path, allowed)
+    if not Path(path).parent.is_dir():
+        raise InputError(f"{path}: the folder {Path(path).parent} does not exist; create it first")
+    return fmt
 
 
 def limb_summary(limb: Limb) -> dict:
@@ -191,7 +216,7 @@ def limb_summary(limb: Limb) -> dict:
 
 
 def print_measures(limb: Limb, measures: LimbMeasures) -> None:
-    summary = Table(title=f"{limb.source}", show_header=False)
+    summary = Table(title=escape(limb.source), show_header=False)
     summary.add_row("level / side", f"{limb.level} / {limb.side}")
     summary.add_row("volume (brim capped)", f"{measures.volume_cm3:,.1f} cm3")
     summary.add_row("surface area", f"{measures.surface_area_mm2 / 100:,.1f} cm2")
@@ -200,7 +225,7 @@ def print_measures(limb: Limb, measures: LimbMeasures) -> None:
         summary.add_row("lowest brim point", f"{measures.brim_low_mm:.1f} mm")
     summary.add_row("bones", ", ".join(sorted(limb.bones)) or "none")
     for note in limb.notes:
-        summary.add_row("note", note)
+        summary.add_row("note", escape(note))
     out.print(summary)
     table = Table(title=f"profile every {measures.step_mm:g} mm from {measures.start} ({measures.start_mm:.1f} mm)")
     for column in ("level mm", "from start mm", "circumference mm", "hull circ. mm", "area mm2", "AP mm", "ML mm", ""):
@@ -228,27 +253,56 @@ def write_profile_csv(measures: LimbMeasures, path: Path) -> None:
     io.write_atomic(path, lambda tmp: tmp.write_text(buffer.getvalue()))
 
 
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """The exception classes of command-line usage errors (bad option, missing argument...).
+
+    typer >= 0.2x carries its own copy of click (``typer.TyperException`` is the base of its
+    usage errors); older typer raises ``click.ClickException``. Catch whichever exist.
+    """
+    types: list[type[Exception]] = []
+    if hasattr(typer, "TyperException"):
+        types.append(typer.TyperException)
+    try:
+        import click
+    except ImportError:
+        pass
+    else:
+        types.append(click.ClickException)
+    return tuple(types)
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
 def main() -> None:
     """Entry point: run the app, turning errors into one line and an exit code."""
+    usage_errors = _usage_error_types()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except SocketcadError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(f"error: {exc}", 2)
     except (typer.Abort, KeyboardInterrupt):
-        err.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors and real bugs
-        import click
-
-        if isinstance(exc, click.ClickException):
-            err.print(f"error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        _fail("aborted", 130)
+    except usage_errors as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # plain 'socketcad': the help, as click shows it
+            exc.show()
             sys.exit(exc.exit_code)
+        _fail(f"error: {exc.format_message()}", exc.exit_code)
+    except OSError as exc:
+        if os.environ.get("SOCKETCAD_DEBUG") or not exc.filename:
+            raise
+        # The file system said no (permissions, disk full, a folder in the way...): the user's
+        # to fix, not a bug. For a rename (temp file -> output) the output is the second name.
+        _fail(f"error: {exc.filename2 or exc.filename}: {exc.strerror}", 2)
+    except Exception as exc:  # real bugs
         if os.environ.get("SOCKETCAD_DEBUG"):
             raise
-        err.print(f"internal error: {type(exc).__name__}: {exc} (please report; SOCKETCAD_DEBUG=1 shows details)",
-                  markup=False, highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _fail(f"internal error: {type(exc).__name__}: {exc} (please report; SOCKETCAD_DEBUG=1 shows details)", 1)
+    # Without standalone mode, typer returns the code of an Exit (e.g. 130 after Ctrl-C) instead of exiting.
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

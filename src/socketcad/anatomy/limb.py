@@ -216,7 +216,7 @@ def _anterior(skin, bones, axis, file_axes, options: CaptureOptions, level: str)
         return file_axes[1], "from the file (spoke 0)"
     patella = _patella(bones, axis) if level == "transtibial" else None
     if patella is not None:
-        centre = skin.area_faces @ skin.triangles_center / skin.area
+        centre = frames.surface_centroid(skin)
         return frames.perpendicular(patella.centroid - centre, axis, "anterior"), "from the bones (patella)"
     provisional = frames.build_frame(skin, axis, frames.fallback_anterior(axis))
     loop = measure.brim_loop(skin)

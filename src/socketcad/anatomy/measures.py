@@ -8,7 +8,7 @@ import numpy as np
 
 from socketcad.anatomy.limb import Limb
 from socketcad.errors import InputError
-from socketcad.geometry import measure
+from socketcad.geometry import measure, repair
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def measure_limb(limb: Limb, step_mm: float = 10.0, start: str = "distal") -> Li
     origin, levels = profile_levels(limb, step_mm, start)
     return LimbMeasures(
         volume_mm3=measure.enclosed_volume_mm3(limb.skin),
-        surface_area_mm2=float(limb.skin.area),
+        surface_area_mm2=float(repair.face_areas(limb.skin).sum()),
         length_mm=float(limb.skin.vertices[:, 2].max()),
         brim_low_mm=limb.brim_low_mm,
         start=start,

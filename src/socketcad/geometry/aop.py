@@ -293,7 +293,7 @@ class _Reader:
                 line_no, f"expected {what} (a whole number), found {text.strip()!r}; fix the line"
             ) from None
         if value < minimum:
-            raise self.error(line_no, f"{what} is {value}, it must be at least {minimum}; fix the count")
+            raise self.error(line_no, f"{what} is {value}, at least {minimum} needed; fix the count")
         return value
 
 
@@ -301,7 +301,8 @@ def _read_header(reader: _Reader) -> tuple[str, ...]:
     """Check AAOP1 ... END COMMENTS, CYLINDRICAL; return the comment lines."""
     line_no, text = reader.line("'AAOP1'")
     if text.strip().upper() != "AAOP1":
-        raise reader.error(line_no, f"expected 'AAOP1', found {text.strip()[:40]!r}; this is not an AOP file")
+        found = text.strip()[:40]
+        raise reader.error(line_no, f"expected 'AAOP1', found {found!r}; this is not an AOP file")
     first_comment = line_no + 1
     comments = []
     while True:
@@ -317,7 +318,8 @@ def _read_header(reader: _Reader) -> tuple[str, ...]:
     if text.strip().upper() != "CYLINDRICAL":
         raise reader.error(
             line_no,
-            f"expected 'CYLINDRICAL', found {text.strip()[:40]!r}; only cylindrical AOP shapes are supported",
+            f"expected 'CYLINDRICAL', found {text.strip()[:40]!r}; "
+            "only cylindrical AOP shapes are supported",
         )
     return tuple(comments)
 
@@ -341,7 +343,10 @@ def _read_landmark(reader: _Reader) -> AopLandmark:
     n_points = reader.integer(f"the number of points of landmark {name!r}", minimum=1)
     hint = f"check the point count {n_points} of landmark {name!r} on line {count_line}"
     values = tuple(
-        tuple(reader.number(f"value {k + 1} of point {i + 1} of landmark {name!r}", hint) for k in range(3))
+        tuple(
+            reader.number(f"value {k + 1} of point {i + 1} of landmark {name!r}", hint)
+            for k in range(3)
+        )
         for i in range(n_points)
     )
     return AopLandmark(name, values)
@@ -353,7 +358,7 @@ def _read_spokes(reader: _Reader) -> np.ndarray:
     line_no, text = reader.line("the spoke spacing in degrees")
     spacing = reader.parse_number(line_no, text, "the spoke spacing in degrees")
     if spacing < 0:
-        raise reader.error(line_no, f"the spoke spacing is {spacing:g}, it must be >= 0 (0 = explicit angles)")
+        raise reader.error(line_no, f"the spoke spacing is {spacing:g}; use >= 0 (0 = explicit angles)")
     if spacing > 0:
         turn = n_spokes * spacing
         if abs(turn - 360.0) > _FULL_TURN_TOLERANCE_DEG:
@@ -366,7 +371,8 @@ def _read_spokes(reader: _Reader) -> np.ndarray:
     angles = _read_increasing(reader, n_spokes, "spoke angle", "deg", "spoke angles")
     if angles[-1] - angles[0] >= 360.0:
         raise reader.error(
-            reader.index, f"the spoke angles span {angles[-1] - angles[0]:g} deg; they must span less than 360"
+            reader.index,
+            f"the spoke angles span {angles[-1] - angles[0]:g} deg; they must span less than 360",
         )
     return angles
 
@@ -377,7 +383,7 @@ def _read_slices(reader: _Reader) -> np.ndarray:
     line_no, text = reader.line("the slice spacing in mm")
     spacing = reader.parse_number(line_no, text, "the slice spacing in mm")
     if spacing < 0:
-        raise reader.error(line_no, f"the slice spacing is {spacing:g}, it must be >= 0 (0 = explicit heights)")
+        raise reader.error(line_no, f"the slice spacing is {spacing:g}; use >= 0 (0 = explicit heights)")
     if spacing > 0:
         return np.arange(n_slices) * spacing
     return _read_increasing(reader, n_slices, "slice height", "mm", "slice heights")
@@ -406,7 +412,8 @@ def _read_radii(reader: _Reader, n_slices: int, n_spokes: int) -> np.ndarray:
     if reader.remaining < expected:
         raise reader.error(
             len(reader.lines) + 1,
-            f"expected {counts}, found {reader.remaining}; the file is truncated or the counts are wrong",
+            f"expected {counts}, found {reader.remaining}; "
+            "the file is truncated or the counts are wrong",
         )
     if reader.remaining > expected:
         raise reader.error(
@@ -419,7 +426,7 @@ def _read_radii(reader: _Reader, n_slices: int, n_spokes: int) -> np.ndarray:
         line_no, text = reader.line("a radius")
         radii[i] = reader.parse_number(line_no, text, f"radius {i + 1} of {expected} (mm)")
         if radii[i] < 0:
-            raise reader.error(line_no, f"radius {radii[i]:g} mm is negative; radii must be >= 0, fix the value")
+            raise reader.error(line_no, f"radius {radii[i]:g} mm is negative; radii are >= 0, fix it")
     return radii.reshape(n_slices, n_spokes)
 
 
@@ -455,9 +462,11 @@ def write_aop(shape: AopShape, path: str | os.PathLike, line_ending: str | None 
             "use plain ASCII"
         ) from None
     try:
-        path.write_bytes(data)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
     except OSError as exc:
-        raise InputError(f"{path}: cannot be written ({exc.strerror or exc}); check the folder") from None
+        reason = exc.strerror or exc
+        raise InputError(f"{path}: cannot be written ({reason}); check the folder and free space") from None
 
 
 def _line_ending(value: str) -> str:
@@ -674,8 +683,10 @@ def _section_segments(
     return level, start, end
 
 
-def _crossing(lone: np.ndarray, other: np.ndarray, height: np.ndarray, lone_above: np.ndarray) -> np.ndarray:
-    """(x, y) where edges lone-other (m, 3) meet z = height (m,)."""
+def _crossing(
+    lone: np.ndarray, other: np.ndarray, height: np.ndarray, lone_above: np.ndarray
+) -> np.ndarray:
+    """(x, y) where the edges from corners ``lone`` to ``other`` (m, 3) meet z = height (m,)."""
     # Interpolate from the lower to the upper end, so the two faces sharing an edge get
     # bit-identical points and a ray through a section vertex cannot slip between them.
     low = np.where(lone_above[:, None], other, lone)

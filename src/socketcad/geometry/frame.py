@@ -14,6 +14,8 @@ import numpy as np
 import trimesh
 
 from socketcad.errors import GeometryError, InputError
+from socketcad.geometry.repair import face_areas
+from socketcad.geometry.memo import per_mesh, share
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,9 @@ class Frame:
 
     def to_local(self, points: np.ndarray) -> np.ndarray:
         """(n, 3) input points to frame coordinates."""
-        return (np.asarray(points, dtype=np.float64) - self.origin) @ self.rotation.T
+        # Three dot products beat a (n, 3) @ (3, 3) matmul by ~4x for large n.
+        centred = np.asarray(points, dtype=np.float64) - self.origin
+        return np.column_stack([centred @ axis for axis in self.rotation])
 
     def to_input(self, points: np.ndarray) -> np.ndarray:
         """(n, 3) frame points back to input coordinates."""
@@ -44,8 +48,15 @@ class Frame:
         return out
 
     def apply(self, mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-        """A copy of ``mesh`` in frame coordinates."""
-        return trimesh.Trimesh(self.to_local(mesh.vertices), mesh.faces.copy(), process=False, validate=False)
+        """A copy of ``mesh`` in frame coordinates (same faces, so the same boundary loops)."""
+        from socketcad.geometry.measure import brim_loop
+        from socketcad.geometry.repair import boundary_loops, capped_signed_volume, edge_census, face_areas
+
+        moved = trimesh.Trimesh(self.to_local(mesh.vertices), mesh.faces.copy(), process=False, validate=False)
+        share(mesh, moved, edge_census, boundary_loops, brim_loop)
+        if np.linalg.det(self.rotation) > 0:  # a proper rotation keeps lengths, areas and volumes
+            share(mesh, moved, face_areas, capped_signed_volume)
+        return moved
 
 
 def unit(vector: np.ndarray, what: str = "direction") -> np.ndarray:
@@ -62,8 +73,8 @@ def long_axis(skin: trimesh.Trimesh, proximal_point: np.ndarray) -> np.ndarray:
 
     Principal axis of largest variance of the area-weighted face centroids.
     """
-    weights = skin.area_faces / skin.area
-    centroids = skin.triangles_center
+    areas, centroids = face_areas_centres(skin)
+    weights = areas / areas.sum()
     mean = weights @ centroids
     centred = centroids - mean
     covariance = (centred * weights[:, None]).T @ centred
@@ -88,14 +99,26 @@ def fallback_anterior(axis: np.ndarray) -> np.ndarray:
     return perpendicular(candidate, axis, "reference")
 
 
+@per_mesh
+def face_areas_centres(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
+    """Face areas (m,) and centroids (m, 3)."""
+    centres = sum(mesh.vertices[mesh.faces[:, k]] for k in range(3)) / 3.0
+    return face_areas(mesh), centres
+
+
+def surface_centroid(mesh: trimesh.Trimesh) -> np.ndarray:
+    """Area-weighted centroid (3,) of a surface's triangles."""
+    areas, centres = face_areas_centres(mesh)
+    return areas @ centres / areas.sum()
+
+
 def build_frame(skin: trimesh.Trimesh, axis: np.ndarray, anterior: np.ndarray) -> Frame:
     """Frame with z = ``axis``, y = ``anterior`` (made perpendicular), origin at the distal end."""
     z = unit(axis, "long axis")
     y = perpendicular(anterior, z, "anterior")
     x = np.cross(y, z)
     rotation = np.vstack([x, y, z])
-    weights = skin.area_faces / skin.area
-    centre = weights @ skin.triangles_center
+    centre = surface_centroid(skin)
     distal = float((skin.vertices @ z).min())
     origin = centre + (distal - float(centre @ z)) * z
     return Frame(rotation=rotation, origin=origin)
@@ -142,11 +165,10 @@ def centreline_axis(
     closed = capped(skin)
     for _ in range(iterations):
         frame = build_frame(skin, axis, fallback_anterior(axis))
-        local = frame.apply(closed)
         heights = np.linspace(0.1, 0.9, levels) * top_mm
         centroids = [
             [*_area_centroid(segments), height]
-            for height, segments in zip(heights, section_segments(local, heights))
+            for height, segments in zip(heights, section_segments(closed, heights, frame.rotation, frame.origin))
             if len(segments) >= 3
         ]
         if len(centroids) < 3:

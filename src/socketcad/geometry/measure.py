@@ -14,9 +14,11 @@ import trimesh
 from scipy.spatial import ConvexHull
 
 from socketcad.errors import GeometryError
+from socketcad.geometry.memo import per_mesh
 from socketcad.geometry.repair import boundary_loops, cap_faces, capped_signed_volume, loop_perimeter
 
 
+@per_mesh
 def brim_loop(mesh: trimesh.Trimesh) -> np.ndarray | None:
     """The longest boundary loop (the proximal opening), or None for a closed surface."""
     loops = boundary_loops(mesh)
@@ -25,6 +27,7 @@ def brim_loop(mesh: trimesh.Trimesh) -> np.ndarray | None:
     return max(loops, key=lambda loop: loop_perimeter(mesh.vertices, loop))
 
 
+@per_mesh
 def capped(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     """The surface with every boundary loop closed by a fan to the loop's centroid."""
     loops = boundary_loops(mesh)
@@ -43,21 +46,31 @@ def enclosed_volume_mm3(mesh: trimesh.Trimesh) -> float:
     return abs(capped_signed_volume(mesh))
 
 
-def section_segments(mesh: trimesh.Trimesh, heights: np.ndarray) -> list[np.ndarray]:
+def section_segments(
+    mesh: trimesh.Trimesh,
+    heights: np.ndarray,
+    rotation: np.ndarray | None = None,
+    origin: np.ndarray | None = None,
+) -> list[np.ndarray]:
     """Cross-sections of a closed, outward-wound surface by planes z = h.
 
+    With ``rotation`` (3, 3) and ``origin`` (3,), z and the segments are in that frame
+    (rows of rotation are its axes), and only the cut faces are transformed.
     Returns one (k, 2, 2) array of x-y segments per height, each segment oriented
     counter-clockwise around the material seen from +z (positive shoelace area).
     A vertex exactly on a plane counts as above it, so no segment is produced twice.
     """
-    triangles = mesh.vertices[mesh.faces]  # (m, 3, 3)
-    z = triangles[:, :, 2]
+    rotation = np.eye(3) if rotation is None else np.asarray(rotation, dtype=np.float64)
+    origin = np.zeros(3) if origin is None else np.asarray(origin, dtype=np.float64)
+    z = ((mesh.vertices - origin) @ rotation[2])[mesh.faces]  # (m, 3)
     z_low, z_high = z.min(axis=1), z.max(axis=1)
-    normals_xy = mesh.face_normals[:, :2]
     sections = []
     for height in np.asarray(heights, dtype=np.float64):
         crossing = np.flatnonzero((z_low < height) & (z_high >= height))
-        sections.append(_face_segments(triangles[crossing], normals_xy[crossing], height))
+        # Only the few faces the plane cuts are gathered and moved into the frame.
+        triangles = (mesh.vertices[mesh.faces[crossing]] - origin) @ rotation.T
+        normals = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
+        sections.append(_face_segments(triangles, normals[:, :2], height))
     return sections
 
 
