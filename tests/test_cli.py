@@ -138,9 +138,10 @@ def test_ctrl_c_exits_130(cli, monkeypatch):
     assert result.code == 130, f"exit {result.code} after Ctrl-C"
 
 
-def test_internal_error_is_one_line_with_exit_1(cli, monkeypatch):
+@pytest.mark.parametrize("error", [RuntimeError("kaboom"), OSError("kaboom")], ids=["RuntimeError", "OSError"])
+def test_internal_error_is_one_line_with_exit_1(cli, monkeypatch, error):
     def broken(*args, **kwargs):
-        raise RuntimeError("kaboom")
+        raise error
 
     monkeypatch.setattr(socketcad_cli, "load_limb", broken)
     result = cli("inspect", SCAN)
@@ -217,26 +218,6 @@ def test_convert_keeps_the_volume(cli, tmp_path, fmt):
     assert rel_diff(back["volume_cm3"], original) < 0.005, (back["volume_cm3"], original)
 
 
-def below_brim_volume_cm3(cli) -> float:
-    """The scan's volume below its lowest brim point, by integrating 0.5 mm section areas.
-
-    An AOP (a stack of cylindrical slices) ends at the last level where every spoke meets
-    the skin, i.e. at the lowest brim point: that is the volume it can carry.
-    """
-    data = inspect_json(cli, SCAN, "--step-mm", "0.5")
-    levels = np.array([0.0] + [s["level_mm"] for s in data["profile"] if not s["partial"]])
-    areas = np.array([0.0] + [s["area_mm2"] for s in data["profile"] if not s["partial"]])
-    keep = levels <= data["brim_low_mm"]
-    return float(np.sum(np.diff(levels[keep]) * (areas[keep][1:] + areas[keep][:-1]) / 2)) / 1000
-
-
-def test_convert_to_aop_keeps_the_volume_below_the_brim(cli, tmp_path):
-    convert(cli, SCAN, tmp_path / "limb.aop")
-    back = inspect_json(cli, tmp_path / "limb.aop")
-    reference = below_brim_volume_cm3(cli)
-    assert rel_diff(back["volume_cm3"], reference) < 0.01, (back["volume_cm3"], reference)
-
-
 def test_convert_to_aop_keeps_the_skin_below_the_brim(cli, tmp_path):
     """AOP slices must be complete all round, so the shape ends at the lowest brim point:
     its volume is the limb's below that level (integrated independently from sections)."""
@@ -249,7 +230,9 @@ def test_convert_to_aop_keeps_the_skin_below_the_brim(cli, tmp_path):
     limb = load_limb(SCAN)
     levels = np.linspace(0.0, top, 400)[1:]
     areas = np.array([s.area_mm2 for s in measure.profile(limb.skin, levels)])
-    below_top_cm3 = np.trapezoid(np.r_[0.0, areas], np.r_[0.0, levels]) / 1000
+    z, a = np.r_[0.0, levels], np.r_[0.0, areas]
+    # the trapezoid rule by hand: numpy 1.26 (allowed by pyproject) has no np.trapezoid
+    below_top_cm3 = float(np.sum(np.diff(z) * (a[1:] + a[:-1]) / 2)) / 1000
     back = inspect_json(cli, tmp_path / "limb.aop")
     assert rel_diff(back["volume_cm3"], below_top_cm3) < 0.01, (back["volume_cm3"], below_top_cm3)
 

@@ -290,15 +290,13 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         _fail(f"error: {exc.format_message()}", exc.exit_code)
-    except OSError as exc:
-        if os.environ.get("SOCKETCAD_DEBUG") or not exc.filename:
-            raise
-        # The file system said no (permissions, disk full, a folder in the way...): the user's
-        # to fix, not a bug. For a rename (temp file -> output) the output is the second name.
-        _fail(f"error: {exc.filename2 or exc.filename}: {exc.strerror}", 2)
-    except Exception as exc:  # real bugs
+    except Exception as exc:  # real bugs, and the file system saying no
         if os.environ.get("SOCKETCAD_DEBUG"):
             raise
+        if isinstance(exc, OSError) and exc.filename:
+            # Permissions, a full disk, a folder in the way...: the user's to fix, not a bug.
+            # For a rename (temp file -> output) the output is the second name.
+            _fail(f"error: {exc.filename2 or exc.filename}: {exc.strerror}", 2)
         _fail(f"internal error: {type(exc).__name__}: {exc} (please report; SOCKETCAD_DEBUG=1 shows details)", 1)
     # Without standalone mode, typer returns the code of an Exit (e.g. 130 after Ctrl-C) instead of exiting.
     if isinstance(code, int) and code:

@@ -102,6 +102,8 @@ def _parse_stl(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
             return merge_vertices(records["corners"].reshape(-1, 3))
     if _looks_ascii(data):
         return _parse_ascii_stl(data, source)
+    if _is_text(data):
+        raise InputError(f"{source}: not an STL file (plain text without 'solid ... facet'); export the mesh again")
     if len(data) < _STL_HEADER_BYTES:
         raise InputError(f"{source}: too short to be an STL file ({len(data)} bytes); export it again")
     n_faces = int(np.frombuffer(data, dtype="<u4", count=1, offset=80)[0])
@@ -115,6 +117,11 @@ def _parse_stl(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
 def _looks_ascii(data: bytes) -> bool:
     head = data[:512].lstrip()
     return head[:5].lower() == b"solid" and b"facet" in data[:4096].lower()
+
+
+def _is_text(data: bytes) -> bool:
+    sample = data[:4096]
+    return all(byte in b"\t\n\r" or 32 <= byte < 127 for byte in sample)
 
 
 def _parse_ascii_stl(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +173,8 @@ def merge_vertices(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file name")
     if not path.parent.exists():
         raise InputError(f"{path}: the folder {path.parent} does not exist; create it first")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
