@@ -18,16 +18,21 @@ T = TypeVar("T")
 _store: dict[int, dict[str, object]] = {}
 
 
+def _results(mesh: trimesh.Trimesh) -> dict[str, object]:
+    """The memo of one mesh, created (and set to vanish with the mesh) on first use."""
+    key = id(mesh)
+    if key not in _store:
+        _store[key] = {}
+        weakref.finalize(mesh, _store.pop, key, None)
+    return _store[key]
+
+
 def per_mesh(function: Callable[[trimesh.Trimesh], T]) -> Callable[[trimesh.Trimesh], T]:
     """Memoise a function whose only argument is a mesh."""
 
     @functools.wraps(function)
     def wrapper(mesh: trimesh.Trimesh) -> T:
-        key = id(mesh)
-        if key not in _store:
-            _store[key] = {}
-            weakref.finalize(mesh, _store.pop, key, None)
-        results = _store[key]
+        results = _results(mesh)
         if function.__qualname__ not in results:
             results[function.__qualname__] = function(mesh)
         return results[function.__qualname__]  # type: ignore[return-value]
@@ -45,5 +50,4 @@ def share(source: trimesh.Trimesh, target: trimesh.Trimesh, *functions: Callable
     for function in functions:
         name = function.__qualname__
         if name in results:
-            per_mesh(lambda mesh: None)(target)  # registers the target's store and finalizer
-            _store[id(target)][name] = results[name]
+            _results(target)[name] = results[name]
