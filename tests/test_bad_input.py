@@ -229,3 +229,4 @@ def test_too_big_shape_is_accepted_with_explicit_units(tmp_path):
     assert data["units"] == "mm"
     assert data["volume_cm3"] == pytest.approx(1643.0e6, rel=0.01)
     assert data["length_mm"] == pytest.approx(100 * trimesh.load(SCAN_PATH).extents.max(), rel=0.02)
+    assert any("WARNING" in note and "check --units" in note for note in data["notes"])

@@ -149,3 +149,21 @@ def test_units_detected_from_limb_size(extent, unit):
 def test_implausible_size_asks_for_units(extent):
     with pytest.raises(InputError, match="--units"):
         choose_units(extent, source="big.stl")
+
+
+def test_explicit_units_are_checked_before_the_file_is_read(tmp_path):
+    missing = tmp_path / "not-read.stl"  # does not exist: the unit error must come first
+    with pytest.raises(InputError, match="unknown unit 'furlong'"):
+        load_limb(missing, CaptureOptions(units="furlong"))
+
+
+def test_explicit_units_that_give_an_unusual_size_are_kept_with_a_warning():
+    assert choose_units(260.0, "mm").how == "given (mm)"
+    odd = choose_units(260.0, "m")
+    assert odd.scale_to_mm == 1000.0 and "WARNING" in odd.how and "260000 mm" in odd.how
+
+
+@pytest.mark.parametrize("direction", [(np.nan, 1.0, 0.0), (0.0, 0.0, 0.0), (np.inf, 0.0, 0.0), (1.0, 2.0)])
+def test_bad_anterior_direction_is_an_input_error(direction):
+    with pytest.raises(InputError, match="anterior"):
+        frame.perpendicular(np.asarray(direction), np.array([0.0, 0.0, 1.0]), "anterior")

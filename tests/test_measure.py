@@ -125,3 +125,37 @@ def test_profile_from_a_named_level_steps_from_it():
     offsets = np.array([s.level_mm - mpt for s in measures.profile])
     assert np.any(np.isclose(offsets, 0.0))
     assert np.allclose(np.round(offsets / 10), offsets / 10)
+
+
+def test_sections_by_level_match_one_mask_per_level():
+    """Faces found by binary search per face equal the plain mask per level, in any level order."""
+    rng = np.random.default_rng(3)
+    z = rng.uniform(0, 100, (5000, 3))
+    z[:10] = 50.0  # faces lying exactly on a level are cut by none (z_low < h fails)
+    z_low, z_high = z.min(axis=1), z.max(axis=1)
+    heights = np.array([70.0, 10.0, 50.0, 50.0, 99.5, -1.0, 30.0])
+    found = measure._faces_by_level(z_low, z_high, heights)
+    for height, faces in zip(heights, found):
+        np.testing.assert_array_equal(faces, np.flatnonzero((z_low < height) & (z_high >= height)))
+
+
+def test_edge_key_sort_packed_and_plain_paths_agree():
+    rng = np.random.default_rng(4)
+    keys = rng.integers(0, 1000, 20000, dtype=np.int64)
+    packed_order, packed_keys = repair._argsort_with_keys(keys, 1000)
+    plain_order, plain_keys = repair._argsort_with_keys(keys, 2**62)  # too wide to pack
+    np.testing.assert_array_equal(packed_keys, np.sort(keys))
+    np.testing.assert_array_equal(plain_keys, packed_keys)
+    np.testing.assert_array_equal(keys[packed_order], packed_keys)
+    np.testing.assert_array_equal(keys[plain_order], plain_keys)
+
+
+def test_edge_census_finds_boundary_and_flipped_faces(scan):
+    skin = scan.skin
+    boundary, consistent = repair.edge_census(skin)
+    assert consistent
+    loop = measure.brim_loop(skin)
+    assert len(boundary) == sum(len(loop) for loop in repair.boundary_loops(skin)) and len(loop) > 50
+    flipped = skin.faces.copy()
+    flipped[7] = flipped[7, ::-1]
+    assert not repair.edge_census(trimesh.Trimesh(skin.vertices, flipped, process=False))[1]

@@ -18,7 +18,7 @@ import trimesh
 from socketcad.anatomy.samples import get_sample, is_sample
 from socketcad.errors import InputError
 from socketcad.geometry import aop, frame as frames, io, measure, repair
-from socketcad.geometry.units import UnitChoice, choose_units
+from socketcad.geometry.units import UnitChoice, choose_units, unit_scale
 
 LEVELS = ("transtibial", "transfemoral")
 SIDES = ("left", "right")
@@ -102,7 +102,8 @@ def load_limb(
     else:
         mesh = io.read_mesh(path)
 
-    units = choose_units(float(mesh.extents.max()), options.units, options.reference_length_mm, path.name)
+    # np.ptp, not mesh.extents: trimesh's cache would hash the whole vertex array first.
+    units = choose_units(float(np.ptp(mesh.vertices, axis=0).max()), options.units, options.reference_length_mm, path.name)
     mesh = trimesh.Trimesh(mesh.vertices * units.scale_to_mm, mesh.faces, process=False, validate=False)
     notes.append(f"units: {units.how}")
 
@@ -123,6 +124,8 @@ def load_limb(
 
 
 def _check_options(options: CaptureOptions) -> None:
+    if options.units is not None:
+        unit_scale(options.units, options.reference_length_mm)  # unknown units fail before reading
     if options.level is not None and options.level not in LEVELS:
         raise InputError(f"unknown level '{options.level}'; use {' or '.join(LEVELS)}")
     if options.side is not None and options.side not in SIDES:

@@ -14,7 +14,7 @@ import numpy as np
 import trimesh
 
 from socketcad.errors import GeometryError, InputError
-from socketcad.geometry.repair import face_areas
+from socketcad.geometry.repair import face_areas, triangles
 from socketcad.geometry.memo import per_mesh, share
 
 
@@ -87,6 +87,8 @@ def long_axis(skin: trimesh.Trimesh, proximal_point: np.ndarray) -> np.ndarray:
 def perpendicular(direction: np.ndarray, axis: np.ndarray, what: str) -> np.ndarray:
     """The unit part of ``direction`` perpendicular to the unit ``axis``."""
     direction = np.asarray(direction, dtype=np.float64)
+    if direction.shape != (3,) or not np.all(np.isfinite(direction)) or not np.any(direction):
+        raise InputError(f"the {what} direction must be three finite numbers, not all zero")
     flat = direction - np.dot(direction, axis) * axis
     if np.linalg.norm(flat) < 1e-6 * max(np.linalg.norm(direction), 1e-12):
         raise InputError(f"the {what} direction is parallel to the limb's long axis; give another")
@@ -102,7 +104,8 @@ def fallback_anterior(axis: np.ndarray) -> np.ndarray:
 @per_mesh
 def face_areas_centres(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
     """Face areas (m,) and centroids (m, 3)."""
-    centres = sum(mesh.vertices[mesh.faces[:, k]] for k in range(3)) / 3.0
+    corners = triangles(mesh.vertices, mesh.faces)
+    centres = (corners[:, 0] + corners[:, 1] + corners[:, 2]) / 3.0  # ~3x faster than .mean(axis=1)
     return face_areas(mesh), centres
 
 

@@ -53,10 +53,15 @@ def choose_units(
     source: str = "mesh",
 ) -> UnitChoice:
     """Given or detected units for a mesh whose largest bounding-box extent is ``largest_extent``."""
+    low, high = LIMB_EXTENT_RANGE_MM
     if unit is not None:
         scale = unit_scale(unit, reference_length_mm)
-        return UnitChoice(unit, scale, f"given ({unit})")
-    low, high = LIMB_EXTENT_RANGE_MM
+        size_mm = largest_extent * scale
+        if low <= size_mm <= high:
+            return UnitChoice(unit, scale, f"given ({unit})")
+        # The user's word wins (a child's limb, a cast with a long build-up), but it is said.
+        return UnitChoice(unit, scale, f"given ({unit}); WARNING: that makes the limb {size_mm:.0f} mm "
+                                       f"long, outside the usual {low:.0f}-{high:.0f} mm; check --units")
     plausible = [u for u, s in MM_PER_UNIT.items() if low <= largest_extent * s <= high]
     if not plausible:
         raise InputError(
