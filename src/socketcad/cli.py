@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -26,7 +27,7 @@ from socketcad.anatomy.limb import CaptureOptions, Limb, load_limb
 from socketcad.anatomy.measures import LimbMeasures, measure_limb
 from socketcad.anatomy.samples import SAMPLES
 from socketcad.errors import InputError, SocketcadError
-from socketcad.geometry import io
+from socketcad.geometry import io, measure
 from socketcad.geometry.units import UNITS
 
 app = typer.Typer(
@@ -160,6 +161,169 @@ def convert(
     for note in limb.notes:
         err.print(f"[dim]{escape(note)}[/dim]", soft_wrap=True)
     say(f"wrote {target}")
+
+
+@app.command()
+def tape(
+    measures_file: str = typer.Argument(..., help="Tape measures: YAML or JSON (see README), or sample:NAME."),
+    output: Path = typer.Option(..., "--output", "-o", help="Limb surface to write: .stl, .obj, .ply, .off or .3mf (millimetres)."),
+    ascii_stl: bool = typer.Option(False, "--ascii", help="STL output: write ASCII instead of binary."),
+) -> None:
+    """Build a smooth limb surface from tape measurements (circumferences, length, AP/ML widths)."""
+    from socketcad.anatomy.tape import read_tape, tape_limb
+
+    check_output(output, io.MESH_FORMATS)
+    measures = read_tape(measures_file)
+    limb = tape_limb(measures, measures_file)
+    io.write_mesh(limb.skin, output, ascii_stl=ascii_stl)
+    volume_cm3 = measure.enclosed_volume_mm3(limb.skin) / 1000.0
+    say(
+        f"wrote {output}: {measures.level} limb from {len(measures.circumferences_mm)} circumferences, "
+        f"{volume_cm3:,.1f} cm3 (brim capped), {measures.residual_length_mm:g} mm from {measures.reference} "
+        f"to the distal end, {measures.distal_shape} end"
+    )
+
+
+@app.command()
+def landmarks(
+    file: str = typer.Argument(..., help="Limb: STL, OBJ, PLY, OFF, 3MF, AOP or sample:NAME."),
+    landmark_file: Optional[Path] = typer.Option(None, "--landmarks", help="YAML/JSON {name: [x, y, z]} (frame, mm) overriding found landmarks."),
+    skin_only: bool = typer.Option(False, "--skin-only", help="Find landmarks from the skin shape even when bones are present."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    units: Optional[str] = UnitsOption,
+    reference: Optional[float] = ReferenceOption,
+    side: Optional[str] = SideOption,
+    flip: bool = FlipOption,
+    anterior: Optional[str] = AnteriorOption,
+    keep_axis: bool = KeepAxisOption,
+    level: Optional[str] = LevelOption,
+) -> None:
+    """Find the anatomical landmarks of a limb (from bones, else the skin) and say how each was found."""
+    limb = load(file, capture_options(units, reference, side, flip, anterior, keep_axis, level))
+    limb = with_landmarks(limb, landmark_file, use_bones=not skin_only)
+    rows = [{"name": m.name, "x_mm": float(m.point_mm[0]), "y_mm": float(m.point_mm[1]),
+             "z_mm": float(m.point_mm[2]), "how": m.how} for m in limb.landmarks.values()]
+    if as_json:
+        out.print_json(json.dumps(limb_summary(limb) | {"landmarks": rows}))
+        return
+    table = Table(title=f"{escape(limb.source)}: landmarks (frame: z up from the distal end, y anterior, x right; mm)")
+    for column in ("landmark", "x mm", "y mm", "z mm", "how found"):
+        table.add_column(column, justify="right" if column.endswith("mm") else "left", overflow="fold")
+    for row in rows:
+        table.add_row(row["name"], f"{row['x_mm']:.1f}", f"{row['y_mm']:.1f}", f"{row['z_mm']:.1f}", escape(row["how"]))
+    out.print(table)
+
+
+def with_landmarks(limb: Limb, landmark_file: Optional[Path], use_bones: bool = True) -> Limb:
+    from socketcad.anatomy.landmarks import locate_landmarks, read_landmark_file
+
+    overrides = read_landmark_file(landmark_file) if landmark_file is not None else None
+    return locate_landmarks(limb, overrides, use_bones=use_bones)
+
+
+@app.command()
+def rectify(
+    file: str = typer.Argument(..., help="Limb: STL, OBJ, PLY, OFF, 3MF, AOP or sample:NAME."),
+    output: Path = typer.Option(..., "--output", "-o", help="Rectified limb: .stl, .obj, .ply, .off or .3mf (mm)."),
+    template: Optional[str] = typer.Option(None, "--template", help="Start from a socket-type template: ptb, tsb, kbm (transtibial); ic, quad, subischial (transfemoral)."),
+    plan_file: Optional[Path] = typer.Option(None, "--plan", help="Rectification plan (YAML/JSON); see 'socketcad rectify --save-plan'."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Per-vertex signed deviation map (CSV, mm, + outwards)."),
+    save_plan: Optional[Path] = typer.Option(None, "--save-plan", help="Also write the plan used (YAML/JSON), to edit and re-run."),
+    liner_mm: float = typer.Option(6.0, "--liner-mm", help="Liner thickness for templates (TSB reduction), mm."),
+    bar_mm: float = typer.Option(8.0, "--bar-mm", help="PTB/KBM patellar tendon bar depth, mm."),
+    sensitive: Optional[str] = typer.Option(None, "--sensitive", help="Pressure-sensitive landmarks to relieve, comma-separated (e.g. fibular_head,distal_tibia)."),
+    landmark_file: Optional[Path] = typer.Option(None, "--landmarks", help="YAML/JSON {name: [x, y, z]} (frame, mm) overriding found landmarks."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    units: Optional[str] = UnitsOption,
+    reference: Optional[float] = ReferenceOption,
+    side: Optional[str] = SideOption,
+    flip: bool = FlipOption,
+    anterior: Optional[str] = AnteriorOption,
+    keep_axis: bool = KeepAxisOption,
+    level: Optional[str] = LevelOption,
+) -> None:
+    """Modify a limb model by a plan or a socket-type template: pushes, reliefs, reductions, flare, smoothing."""
+    from socketcad.design.plan import read_plan, write_plan
+    from socketcad.design.rectify import rectify as apply_plan
+    from socketcad.design.templates import TemplateInputs, template_plan
+
+    if (template is None) == (plan_file is None):
+        raise InputError("give exactly one of --template NAME or --plan FILE")
+    check_output(output, io.MESH_FORMATS)
+    for path, formats in ((report, ("csv",)), (save_plan, ("yaml", "yml", "json"))):
+        if path is not None:
+            check_output(path, formats)
+    plan = read_plan(plan_file) if plan_file is not None else None
+    limb = load(file, capture_options(units, reference, side, flip, anterior, keep_axis, level))
+    limb = with_landmarks(limb, landmark_file)
+    if plan is None:
+        areas = tuple(name.strip() for name in sensitive.split(",") if name.strip()) if sensitive else ()
+        plan = template_plan(template, limb, TemplateInputs(liner_mm, areas, bar_mm))
+    result = apply_plan(limb, plan)
+    io.write_mesh(result.skin, output)
+    if report is not None:
+        write_deviation_csv(result, report)
+    if save_plan is not None:
+        write_plan(plan, save_plan)
+    print_rectification(result, as_json)
+    if not as_json:
+        say(f"wrote {output}" + (f", {report}" if report else "") + (f", {save_plan}" if save_plan else ""))
+
+
+def rectification_summary(result) -> dict:
+    from socketcad.design.rectify import region_table
+
+    return {
+        "plan": result.plan.name,
+        "volume_before_cm3": result.volume_before_mm3 / 1000.0,
+        "volume_after_cm3": result.volume_after_mm3 / 1000.0,
+        "volume_change_pct": result.volume_change_pct,
+        "deviation_min_mm": float(result.deviation_mm.min()),
+        "deviation_max_mm": float(result.deviation_mm.max()),
+        "modifications": region_table(result),
+        "sources": result.plan.sources,
+        "assumptions": result.plan.assumptions,
+        "validated": "deviations and volumes are exact for the triangle surfaces; depths, sizes and "
+        "reductions are the plan's (templates: indicative values and assumptions, listed)",
+    }
+
+
+def print_rectification(result, as_json: bool) -> None:
+    summary = rectification_summary(result)
+    if as_json:
+        out.print_json(json.dumps(limb_summary(result.limb) | summary))
+        return
+    head = Table(title=escape(f"{result.limb.source}: plan '{result.plan.name}'"), show_header=False)
+    head.add_row("volume", f"{summary['volume_before_cm3']:,.1f} -> {summary['volume_after_cm3']:,.1f} cm3 "
+                           f"({summary['volume_change_pct']:+.2f} %)")
+    head.add_row("deviation", f"{summary['deviation_min_mm']:+.2f} to {summary['deviation_max_mm']:+.2f} mm (+ outwards)")
+    for label in ("sources", "assumptions"):
+        for text in summary[label]:
+            head.add_row(label[:-1], escape(text))
+    out.print(head)
+    table = Table(title="modifications: target and surface deviation (mm, + outwards); area in cm2")
+    table.add_column("#", justify="right")
+    table.add_column("modification", overflow="fold")
+    for column in ("target", "centre", "core", "area"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in summary["modifications"]:
+        core = (f"{row['core_deviation_min_mm']:+.1f}..{row['core_deviation_max_mm']:+.1f}"
+                if row.get("core_deviation_min_mm") is not None else "")
+        table.add_row(str(row["index"]), escape(f"{row['kind']}: {row['label']}"),
+                      f"{row['target_mm']:+.1f}" if "target_mm" in row else "",
+                      f"{row['centre_deviation_mm']:+.2f}" if "centre_deviation_mm" in row else "",
+                      core, f"{row['area_cm2']:.1f}" if "area_cm2" in row else "")
+    out.print(table)
+
+
+def write_deviation_csv(result, path: Path) -> None:
+    """Per-vertex deviation map: rectified position and signed deviation (mm, + outwards), atomically."""
+    buffer = _io.StringIO()
+    buffer.write("vertex,x_mm,y_mm,z_mm,deviation_mm\n")
+    rows = np.column_stack([result.skin.vertices, result.deviation_mm])
+    np.savetxt(buffer, np.column_stack([np.arange(len(rows)), rows]), delimiter=",",
+               fmt=["%d", "%.4f", "%.4f", "%.4f", "%.4f"])
+    io.write_atomic(path, lambda tmp: tmp.write_text(buffer.getvalue()))
 
 
 @app.command()

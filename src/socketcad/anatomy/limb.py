@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import trimesh
 
+from socketcad.anatomy.bones import label_bones
 from socketcad.anatomy.samples import get_sample, is_sample
 from socketcad.errors import InputError
 from socketcad.geometry import aop, frame as frames, io, measure, repair
 from socketcad.geometry.units import UnitChoice, choose_units, unit_scale
+
+if TYPE_CHECKING:
+    from socketcad.anatomy.landmarks import Landmark
 
 LEVELS = ("transtibial", "transfemoral")
 SIDES = ("left", "right")
@@ -44,8 +48,10 @@ class CaptureOptions:
 class Limb:
     """A residual limb in its anatomical frame (mm): z from the distal end, y anterior.
 
-    skin: outward-wound surface, open at the brim. bones: named closed or cut surfaces.
+    skin: outward-wound surface, open at the brim. bones: closed or cut surfaces named
+    tibia, fibula, patella, femur, pelvis (see anatomy.bones), else bone-N.
     levels_mm: named heights above the distal end (landmark levels from the file).
+    landmarks: skin landmarks by name, filled by anatomy.landmarks.locate_landmarks.
     frame: maps the file's coordinates (after unit scaling) to this frame.
     notes: how each fact was found and what clean-up changed, for the user to read.
     """
@@ -59,6 +65,7 @@ class Limb:
     source: str
     levels_mm: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    landmarks: dict[str, Landmark] = field(default_factory=dict)
 
     @property
     def brim_low_mm(self) -> float | None:
@@ -67,8 +74,9 @@ class Limb:
         return None if loop is None else float(self.skin.vertices[loop, 2].min())
 
     def named_level(self, name: str) -> float:
-        """Height (mm above the distal end) of a named level: distal, brim or a file landmark."""
+        """Height (mm above the distal end) of a named level: distal, brim, a file level or a landmark."""
         levels = {"distal": 0.0, **({"brim": self.brim_low_mm} if self.brim_low_mm is not None else {})}
+        levels.update({key.lower(): float(mark.point_mm[2]) for key, mark in self.landmarks.items()})
         levels.update({key.lower(): value for key, value in self.levels_mm.items()})
         if name.lower() not in levels:
             raise InputError(f"unknown level '{name}'; known levels: {', '.join(levels)}")
@@ -112,6 +120,11 @@ def load_limb(
     step("aligning")
     level = options.level or _guess_level(bones)
     skin_axis = _long_axis(skin, file_axes, options.keep_axis, notes)
+    # Named before the frame: the patella gives the anterior direction. The rules use only
+    # heights along the axis and sizes across it, so the names hold in the frame too.
+    bones = label_bones(bones, level, skin_axis)
+    if any(not label.startswith("bone-") for label in bones):
+        notes.append(f"bones named by position and shape: {', '.join(bones)}")
     anterior, anterior_note = _anterior(skin, bones, skin_axis, file_axes, options, level)
     notes.append(f"anterior: {anterior_note}")
     frame = frames.build_frame(skin, skin_axis, anterior)
@@ -217,10 +230,12 @@ def _anterior(skin, bones, axis, file_axes, options: CaptureOptions, level: str)
         return frames.perpendicular(np.asarray(options.anterior, float), axis, "anterior"), "given"
     if file_axes is not None:
         return file_axes[1], "from the file (spoke 0)"
-    patella = _patella(bones, axis) if level == "transtibial" else None
+    patella = bones.get("patella") if level == "transtibial" else None
     if patella is not None:
         centre = frames.surface_centroid(skin)
         return frames.perpendicular(patella.centroid - centre, axis, "anterior"), "from the bones (patella)"
+    if level == "transfemoral" and "femur" in bones and "pelvis" in bones:
+        return _anterior_from_pelvis(bones, axis), "from the bones (estimate: ischial tuberosity posterior, hemipelvis medial; check it)"
     provisional = frames.build_frame(skin, axis, frames.fallback_anterior(axis))
     loop = measure.brim_loop(skin)
     direction = None
@@ -231,15 +246,15 @@ def _anterior(skin, bones, axis, file_axes, options: CaptureOptions, level: str)
     return frames.fallback_anterior(axis), "unknown (no bones, and the brim is not oblique enough to tell); give --anterior"
 
 
-def _patella(bones: dict[str, trimesh.Trimesh], axis: np.ndarray) -> trimesh.Trimesh | None:
-    """The patella of a transtibial bone set: the smallest of three or more parts,
-    if it is compact (not a long bone)."""
-    if len(bones) < 3:
-        return None
-    smallest = min(bones.values(), key=lambda b: b.area)
-    length = np.ptp(smallest.vertices @ axis)
-    width = np.ptp(smallest.vertices, axis=0).max()
-    return smallest if length <= 1.2 * width else None
+def _anterior_from_pelvis(bones: dict[str, trimesh.Trimesh], axis: np.ndarray) -> np.ndarray:
+    """Transfemoral anterior: across the limb from the medial hemipelvis, away from the ischial
+    tuberosity (the pelvis's lowest point along the axis, which lies posterior)."""
+    pelvis = np.vstack([mesh.vertices for name, mesh in bones.items() if name.startswith("pelvis")])
+    femur_top = frames.surface_centroid(bones["femur"])
+    medial = frames.perpendicular(pelvis.mean(axis=0) - femur_top, axis, "medial")
+    anterior = np.cross(axis, medial)
+    ischial = pelvis[np.argmin(pelvis @ axis)]
+    return anterior if np.dot(ischial - femur_top, anterior) < 0 else -anterior
 
 
 def _side(bones, file_side, options: CaptureOptions, level: str) -> tuple[str, str]:
@@ -248,23 +263,16 @@ def _side(bones, file_side, options: CaptureOptions, level: str) -> tuple[str, s
         return options.side, "given"
     if file_side is not None:
         return file_side, "from the file"
-    if level == "transtibial" and len(bones) >= 3:
-        fibula, tibia = _fibula_tibia(bones)
-        if fibula is not None:
-            lateral_x = fibula.centroid[0] - tibia.centroid[0]
+    if level == "transtibial" and "fibula" in bones and "tibia" in bones:
+        lateral_x = frames.surface_centroid(bones["fibula"])[0] - frames.surface_centroid(bones["tibia"])[0]
+        if lateral_x != 0:
             side = "right" if lateral_x > 0 else "left"
             return side, "from the bones (fibula is lateral)"
+    if level == "transfemoral" and "femur" in bones and "pelvis" in bones:
+        lateral_x = frames.surface_centroid(bones["femur"])[0] - frames.surface_centroid(bones["pelvis"])[0]
+        if lateral_x != 0:
+            return ("right" if lateral_x > 0 else "left"), "from the bones (the hemipelvis is medial)"
     return "unknown", "unknown; give --side"
-
-
-def _fibula_tibia(bones: dict[str, trimesh.Trimesh]):
-    """The two long bones below the knee, slender (fibula) and stout (tibia), in frame coordinates."""
-    long_bones = [b for b in bones.values() if np.ptp(b.vertices[:, 2]) > 1.5 * np.ptp(b.vertices[:, :2], axis=0).max()]
-    below_knee = sorted(long_bones, key=lambda b: b.vertices[:, 2].max())[:2]
-    if len(below_knee) < 2:
-        return None, None
-    fibula, tibia = sorted(below_knee, key=lambda b: b.area)
-    return fibula, tibia
 
 
 def mirrored(limb: Limb) -> Limb:
@@ -279,6 +287,7 @@ def mirrored(limb: Limb) -> Limb:
         limb,
         skin=mirror(limb.skin),
         bones={label: mirror(bone) for label, bone in limb.bones.items()},
+        landmarks={name: mark.mirrored() for name, mark in limb.landmarks.items()},
         side=other,
         frame=frames.Frame(rotation=rotation, origin=limb.frame.origin),
         notes=limb.notes + [f"mirrored to the {other} side (--flip-side)"],

@@ -5,6 +5,8 @@ Attribution (also in README.md and the licence files beside the data):
   github.com/abel-research/OpenLimb; OpenLimbTF (version 2025-05), Pasternak et al. 2025,
   github.com/abel-research/OpenLimbTF. Data licence CC-BY-SA-4.0 (OPENLIMB-DATA-LICENSE).
 - AmpScan transtibial scan and Example.AOP, github.com/abel-research/ampscan, MIT (AMPSCAN-LICENSE).
+  ampscan-tt-tape.yaml holds tape measures that socketcad.anatomy.tape.tape_from_limb took
+  from that scan (derived from the MIT AmpScan data).
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ AMPSCAN = "AmpScan, MIT"
 
 @dataclass(frozen=True)
 class Sample:
-    """A shipped limb file: its name, file, units, level and what it is."""
+    """A shipped file: its name, file, units, level, what it is, and its kind.
+
+    kind: ``limb`` (a surface or AOP shape, read by load_limb) or ``tape`` (tape
+    measures, read by socketcad.anatomy.tape.read_tape).
+    """
 
     name: str
     filename: str
@@ -30,6 +36,7 @@ class Sample:
     level: str  # transtibial or transfemoral
     description: str
     licence: str
+    kind: str = "limb"
 
     @property
     def path(self) -> Path:
@@ -56,6 +63,9 @@ SAMPLES = {
                "AmpScan real transtibial surface scan (7,530 vertices, open brim)", AMPSCAN),
         Sample("ampscan-example-aop", "ampscan-example.aop", "mm", "transtibial",
                "AmpScan Example.AOP: transtibial shape in the AAOP cylindrical format (TIB, MPT, TE)", AMPSCAN),
+        Sample("ampscan-tt-tape", "ampscan-tt-tape.yaml", "mm", "transtibial",
+               "Tape measures taken from the AmpScan scan: 25 circumferences every 10 mm, AP/ML widths "
+               "(for 'socketcad tape')", AMPSCAN, kind="tape"),
     )
 }
 
@@ -64,9 +74,17 @@ def is_sample(source: str | Path) -> bool:
     return str(source).startswith(SAMPLE_PREFIX)
 
 
-def get_sample(source: str) -> Sample:
-    """The sample named by ``sample:NAME``; InputError listing the names if unknown."""
+def get_sample(source: str, kind: str = "limb") -> Sample:
+    """The sample named by ``sample:NAME``; InputError listing the names if unknown or of another kind."""
     name = str(source)[len(SAMPLE_PREFIX):]
     if name not in SAMPLES:
         raise InputError(f"unknown sample '{name}'; run 'socketcad samples' (known: {', '.join(SAMPLES)})")
-    return SAMPLES[name]
+    sample = SAMPLES[name]
+    if sample.kind != kind:
+        if sample.kind == "tape":
+            raise InputError(
+                f"sample:{name} holds tape measures, not a limb shape; build a limb from it with "
+                f"'socketcad tape sample:{name} -o limb.stl'"
+            )
+        raise InputError(f"sample:{name} is a limb shape, not tape measures; give a YAML or JSON tape file")
+    return sample

@@ -1,0 +1,1 @@
+"""The prosthetist's decisions as data (plans, templates) and their geometry (rectification)."""

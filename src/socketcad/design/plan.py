@@ -1,0 +1,232 @@
+"""RectificationPlan: the prosthetist's modifications of a limb, as plain, versioned data.
+
+A plan is a set, not a sequence: rectify() applies each kind of modification in one
+fixed order (circumferential reductions, distal shaping, local pushes and reliefs,
+brim flare, smoothing), and modifications of one kind combine commutatively (reductions
+multiply, displacements add). Listing them in another order gives the same shape.
+
+Sign convention: a **push** (pressure, load a tolerant area) moves the model's surface
+inwards by ``depth_mm``; a **relief** (build-up over a sensitive area) moves it outwards.
+Reductions are circumferential, as prosthetists state them: 5 % makes every
+circumference 5 % shorter (so the cross-section area about 10 % smaller).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from socketcad.anatomy.landmarks import known_landmarks
+from socketcad.errors import InputError
+from socketcad.geometry import io
+from socketcad.geometry.deform import SMOOTHERSTEP_MAX_SLOPE
+
+SCHEMA_VERSION = 1
+LEVELS = ("transtibial", "transfemoral")
+FACINGS = ("anterior", "posterior", "medial", "lateral",
+           "anteromedial", "anterolateral", "posteromedial", "posterolateral")
+MAX_REDUCTION_PCT = 20.0  # beyond any published socket reduction (TSB 3-9 %, DOMAIN.md)
+MAX_ENLARGEMENT_PCT = 10.0
+MAX_SLOPE = 1.0  # steepest falloff allowed: 45 degrees
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Region(_Record):
+    """Where a local modification acts: around a landmark, optionally shifted (mm)."""
+
+    landmark: str
+    facing: Literal[FACINGS] | None = None  # type: ignore[valid-type]  # on the skin at the landmark's level
+    proximal_mm: float = 0.0
+    anterior_mm: float = 0.0
+    lateral_mm: float = 0.0
+    width_mm: float = Field(gt=0, le=300)  # around the limb
+    height_mm: float = Field(gt=0, le=400)  # along the limb
+    falloff_mm: float = Field(default=15.0, ge=3, le=100)
+    angle_deg: float = Field(default=0.0, ge=-180, le=180)
+
+
+class _Local(_Record):
+    label: str | None = None
+    region: Region
+    depth_mm: float = Field(gt=0, le=25)
+
+    @model_validator(mode="after")
+    def _not_too_steep(self):
+        slope = SMOOTHERSTEP_MAX_SLOPE * self.depth_mm / self.region.falloff_mm
+        if slope > MAX_SLOPE:
+            raise ValueError(
+                f"depth {self.depth_mm:g} mm over a {self.region.falloff_mm:g} mm falloff would slope "
+                f"{slope:.1f}:1; make region.falloff_mm at least {SMOOTHERSTEP_MAX_SLOPE * self.depth_mm:.0f} mm"
+            )
+        return self
+
+
+class Push(_Local):
+    """Load a pressure-tolerant area: the surface moves inwards by depth_mm in the core."""
+
+    kind: Literal["push"]
+
+
+class Relief(_Local):
+    """Relieve a pressure-sensitive area (build-up): the surface moves outwards by depth_mm."""
+
+    kind: Literal["relief"]
+
+
+class ReductionPoint(_Record):
+    level_pct: float = Field(ge=0, le=100)  # 0 distal end, 100 lowest brim point
+    reduction_pct: float = Field(ge=-MAX_ENLARGEMENT_PCT, le=MAX_REDUCTION_PCT)
+
+
+class Reduction(_Record):
+    """Circumferential reduction (%) along the length, interpolated smoothly (PCHIP) between points."""
+
+    kind: Literal["reduction"]
+    label: str | None = None
+    profile: list[ReductionPoint] = Field(min_length=1)
+
+    @field_validator("profile")
+    @classmethod
+    def _increasing_levels(cls, profile: list[ReductionPoint]) -> list[ReductionPoint]:
+        levels = [point.level_pct for point in profile]
+        if any(b <= a for a, b in zip(levels, levels[1:])):
+            raise ValueError("level_pct must increase from one point to the next")
+        return profile
+
+
+class Distal(_Record):
+    """Distal end shaping: lengthen (+) or flatten/shorten (-) the end, blended over length_mm."""
+
+    kind: Literal["distal"]
+    label: str | None = None
+    elongation_mm: float = Field(ge=-30, le=30)
+    length_mm: float = Field(default=40.0, ge=10, le=150)
+
+    @model_validator(mode="after")
+    def _no_fold(self):
+        if SMOOTHERSTEP_MAX_SLOPE * abs(self.elongation_mm) > 0.9 * self.length_mm:
+            raise ValueError(
+                f"elongation_mm {self.elongation_mm:g} over length_mm {self.length_mm:g} would fold the "
+                f"distal end; use length_mm of at least {SMOOTHERSTEP_MAX_SLOPE * abs(self.elongation_mm) / 0.9:.0f}"
+            )
+        return self
+
+
+class Flare(_Record):
+    """Brim flare: the surface turns outwards by flare_mm at the brim, blended over height_mm below it."""
+
+    kind: Literal["flare"]
+    label: str | None = None
+    flare_mm: float = Field(gt=0, le=20)
+    height_mm: float = Field(default=25.0, ge=5, le=100)
+
+
+class Smooth(_Record):
+    """Volume-keeping Taubin smoothing, everywhere or in a region."""
+
+    kind: Literal["smooth"]
+    label: str | None = None
+    iterations: int = Field(default=5, ge=1, le=50)
+    region: Region | None = None
+
+
+Modification = Annotated[Union[Push, Relief, Reduction, Distal, Flare, Smooth], Field(discriminator="kind")]
+KINDS = ("push", "relief", "reduction", "distal", "flare", "smooth")
+
+
+class RectificationPlan(_Record):
+    """A named, versioned set of modifications, with the sources and assumptions behind it."""
+
+    schema_version: int
+    name: str = "custom"
+    level: Literal["transtibial", "transfemoral"] | None = None
+    modifications: list[Modification] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    assumptions: list[str] = Field(default_factory=list)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"version {version} is not supported (this socketcad reads version {SCHEMA_VERSION})")
+        return version
+
+    @model_validator(mode="after")
+    def _known_landmarks(self):
+        known = known_landmarks(self.level or "unknown")
+        for index, modification in enumerate(self.modifications):
+            region = getattr(modification, "region", None)
+            if region is not None and region.landmark not in known:
+                raise ValueError(
+                    f"modifications[{index}].region.landmark: unknown landmark '{region.landmark}'; "
+                    f"use one of {', '.join(known)}"
+                )
+        return self
+
+    def as_dict(self) -> dict:
+        """Plain data, each modification's kind first (files read top-down)."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        data["modifications"] = [{"kind": m.pop("kind"), **m} for m in data["modifications"]]
+        return data
+
+
+def plan_from_dict(data: object, source: str = "plan") -> RectificationPlan:
+    """Validate plain data as a plan; InputError naming the first bad field."""
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: a plan is a mapping with schema_version and modifications")
+    try:
+        return RectificationPlan.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(f"{source}: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    """One line for pydantic's first error: 'modifications[2].depth_mm: ...'."""
+    errors = exc.errors()
+    error = errors[0]
+    parts: list[str] = []
+    for key in error["loc"]:
+        if isinstance(key, int):
+            parts.append(f"[{key}]")
+        elif key in KINDS and parts and parts[-1].startswith("["):
+            continue  # the discriminator's tag, not a field
+        else:
+            parts.append(("." if parts else "") + str(key))
+    where = "".join(parts)
+    message = error["msg"].removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
+
+
+def read_plan(path: str | Path) -> RectificationPlan:
+    """A plan from a YAML or JSON file."""
+    path = Path(path)
+    fmt = io.file_format(path, ("yaml", "yml", "json"))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read as text ({exc.__class__.__name__}); give a YAML or JSON plan") from None
+    try:
+        data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise InputError(f"{path}: not valid {fmt.upper()} ({first})") from None
+    return plan_from_dict(data, str(path))
+
+
+def write_plan(plan: RectificationPlan, path: str | Path) -> None:
+    """Write a plan as YAML (or JSON for .json), atomically."""
+    path = Path(path)
+    fmt = io.file_format(path, ("yaml", "yml", "json"))
+    data = plan.as_dict()
+    text = json.dumps(data, indent=2) + "\n" if fmt == "json" else yaml.safe_dump(data, sort_keys=False)
+    io.write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

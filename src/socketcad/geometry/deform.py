@@ -1,0 +1,173 @@
+"""Smooth deformations of a surface: blend functions, vertex normals, volume-keeping smoothing.
+
+Pure functions on vertex arrays (n, 3) and faces (m, 3); nothing clinical. The
+rectification engine (socketcad.design.rectify) builds every modification from these.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import trimesh
+from scipy import sparse
+
+from socketcad.geometry.memo import per_mesh, share
+from socketcad.geometry.repair import (
+    boundary_loops,
+    capped_signed_volume,
+    edge_census,
+    triangles,
+    triple_products,
+)
+
+# Largest slope of smootherstep: max |d/dt (6t^5 - 15t^4 + 10t^3)| = 15/8 at t = 1/2.
+SMOOTHERSTEP_MAX_SLOPE = 1.875
+
+
+def smootherstep(t: np.ndarray) -> np.ndarray:
+    """Perlin's quintic 6t^5 - 15t^4 + 10t^3 on t clipped to [0, 1].
+
+    0 -> 0 and 1 -> 1 with zero first and second derivatives at both ends, so a
+    displacement blended with it is curvature-continuous: no crease where it starts or stops.
+    """
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * t * (t * (6.0 * t - 15.0) + 10.0)
+
+
+@per_mesh
+def vertex_face_incidence(mesh: trimesh.Trimesh) -> sparse.csr_matrix:
+    """Sparse (n, m) matrix with a 1 where vertex i is a corner of face j (topology only, memoised)."""
+    faces = mesh.faces
+    rows = faces.ravel()
+    cols = np.repeat(np.arange(len(faces)), 3)
+    return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(mesh.vertices), len(faces)))
+
+
+@per_mesh
+def face_corner_columns(mesh: trimesh.Trimesh) -> np.ndarray:
+    """The faces as three contiguous corner-index rows (3, m), memoised: gathers from them are ~2x faster."""
+    return np.ascontiguousarray(mesh.faces.T)
+
+
+def face_cross_products(mesh: trimesh.Trimesh, vertices: np.ndarray) -> np.ndarray:
+    """(b - a) x (c - a) (m, 3) for ``mesh``'s faces at ``vertices``: normals scaled by twice the area.
+
+    Coordinates are gathered as 1-D columns: ~3x faster than np.cross on gathered (m, 3, 3) corners.
+    """
+    x, y, z = np.ascontiguousarray(vertices.T)
+    a, b, c = face_corner_columns(mesh)
+    xa, ya, za = x[a], y[a], z[a]
+    ux, uy, uz = x[b] - xa, y[b] - ya, z[b] - za
+    vx, vy, vz = x[c] - xa, y[c] - ya, z[c] - za
+    cross = np.empty((len(a), 3))
+    cross[:, 0] = uy * vz - uz * vy
+    cross[:, 1] = uz * vx - ux * vz
+    cross[:, 2] = ux * vy - uy * vx
+    return cross
+
+
+def faces_touching(mesh: trimesh.Trimesh, vertex_mask: np.ndarray) -> np.ndarray:
+    """Mask (m,) of the faces with at least one corner in ``vertex_mask`` (n,).
+
+    Column by column: ~10x faster than np.any(mask[faces], axis=1).
+    """
+    a, b, c = face_corner_columns(mesh)
+    return vertex_mask[a] | vertex_mask[b] | vertex_mask[c]
+
+
+def vertex_normals(mesh: trimesh.Trimesh, vertices: np.ndarray | None = None) -> np.ndarray:
+    """Unit area-weighted vertex normals (n, 3) of ``mesh``'s faces at ``vertices`` (default its own).
+
+    One sparse product with the memoised incidence matrix: the topology is shared by every
+    stage of a rectification, so only the face normals are recomputed.
+    """
+    vertices = mesh.vertices if vertices is None else vertices
+    summed = vertex_face_incidence(mesh) @ face_cross_products(mesh, vertices)
+    length = np.sqrt(np.einsum("ij,ij->i", summed, summed))[:, None]
+    return summed / np.where(length > 0, length, 1.0)
+
+
+def vertex_areas(mesh: trimesh.Trimesh, vertices: np.ndarray | None = None) -> np.ndarray:
+    """A third of the area of the faces around each vertex (n,), mm2."""
+    vertices = mesh.vertices if vertices is None else vertices
+    cross = face_cross_products(mesh, vertices)
+    return vertex_face_incidence(mesh) @ (np.sqrt(np.einsum("ij,ij->i", cross, cross)) / 6.0)
+
+
+@per_mesh
+def brim_pinned_laplacian(mesh: trimesh.Trimesh) -> sparse.csr_matrix:
+    """Umbrella (neighbour-average) operator of a surface with its boundary vertices pinned.
+
+    Depends only on the topology, so it is memoised per mesh; trimesh builds it.
+    """
+    pinned = np.concatenate(boundary_loops(mesh)) if boundary_loops(mesh) else None
+    operator = trimesh.smoothing.laplacian_calculation(mesh, equal_weight=True, pinned_vertices=pinned)
+    return sparse.csr_matrix(operator)
+
+
+def taubin_keep_volume(
+    mesh: trimesh.Trimesh,
+    vertices: np.ndarray,
+    iterations: int,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Taubin-smoothed ``vertices`` (n, 3) on the topology of ``mesh``, enclosed volume kept.
+
+    Taubin's lambda/mu filter (0.5 / -0.53) barely shrinks; the small change left is then
+    undone by a uniform offset along the vertex normals (dV = area x offset; the change is
+    tiny, so one step leaves < 1e-4 of it): smoothing never removes socket volume.
+    Boundary (brim) vertices stay fixed. ``weights`` (n,) in [0, 1] scale each step, so
+    smoothing can be confined to a region. Written here rather than with trimesh's
+    filter_taubin because only the region's rows of the operator are used: a regional
+    smooth costs what the region costs, not what the whole limb costs.
+    """
+    strength = np.ones(len(vertices)) if weights is None else np.array(weights, dtype=np.float64)
+    loops = boundary_loops(mesh)
+    if loops:
+        strength[np.concatenate(loops)] = 0.0
+    active = np.flatnonzero(strength > 0)
+    if len(active) == 0:
+        return vertices
+    rows = brim_pinned_laplacian(mesh)[active]
+    step = strength[active, None]
+    smoothed = np.array(vertices, dtype=np.float64)
+    for _ in range(iterations):
+        for factor in (0.5, -0.53):
+            smoothed[active] += factor * step * (rows @ smoothed - smoothed[active])
+    faces = mesh.faces[faces_touching(mesh, strength > 0)]  # the only faces that change
+    corners = triangles(smoothed, faces)
+    cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.column_stack([np.bincount(faces.ravel(), weights=np.repeat(cross[:, k], 3),
+                                           minlength=len(vertices))[active] for k in range(3)])
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-300)
+    areas = np.bincount(faces.ravel(), weights=np.repeat(np.linalg.norm(cross, axis=1) / 6.0, 3),
+                        minlength=len(vertices))[active]
+    area = float(areas @ strength[active])
+    if area > 0:
+        origin = vertices[loops[0]].mean(axis=0) if loops else np.zeros(3)  # the pinned brim's cap adds 0
+        offset = -_volume_change_of(faces, origin, vertices, smoothed) / area
+        smoothed[active] += (offset * strength[active])[:, None] * normals
+    return smoothed
+
+
+def volume_change(mesh: trimesh.Trimesh, before: np.ndarray, after: np.ndarray) -> float:
+    """Change of the capped enclosed volume (mm3) when ``mesh``'s vertices move from ``before`` to ``after``."""
+    moved = (before[:, 0] != after[:, 0]) | (before[:, 1] != after[:, 1]) | (before[:, 2] != after[:, 2])
+    loops = boundary_loops(mesh)
+    if loops and np.any(moved[np.concatenate(loops)]):
+        return capped_volume(mesh, after) - capped_volume(mesh, before)
+    origin = before[loops[0]].mean(axis=0) if loops else np.zeros(3)
+    return _volume_change_of(mesh.faces[faces_touching(mesh, moved)], origin, before, after)
+
+
+def _volume_change_of(faces: np.ndarray, origin: np.ndarray, before: np.ndarray, after: np.ndarray) -> float:
+    """Volume change (mm3) from ``faces`` alone: divergence theorem about ``origin``, where the
+    still brim's fan cap contributes nothing, so faces whose corners did not move cancel out."""
+    return float(triple_products(triangles(after - origin, faces)).sum()
+                 - triple_products(triangles(before - origin, faces)).sum()) / 6.0
+
+
+def capped_volume(mesh: trimesh.Trimesh, vertices: np.ndarray) -> float:
+    """Capped enclosed volume (mm3) of ``mesh``'s faces at other vertex positions."""
+    moved = trimesh.Trimesh(vertices, mesh.faces, process=False, validate=False)
+    share(mesh, moved, edge_census, boundary_loops)  # same faces, same loops
+    return capped_signed_volume(moved)
