@@ -157,6 +157,10 @@ def test_plan_round_trips_through_yaml_and_json(tmp_path):
     pytest.param(plan({"kind": "pushh"}), r"modifications\[0\]: .*'pushh'", id="unknown-kind"),
     pytest.param(plan(push(colour="red")), r"modifications\[0\]\.region\.colour: .*not permitted", id="unknown-field"),
     pytest.param({"modifications": []}, r"schema_version: Field required", id="no-version"),
+    pytest.param(plan(push(proximal_mm=float("inf"))), r"modifications\[0\]\.region\.proximal_mm: .*finite", id="infinite-shift"),
+    pytest.param(plan(*[{"kind": "reduction", "profile": [{"level_pct": 50, "reduction_pct": 15}]}] * 2),
+                 r"reductions add up to 30", id="stacked-reductions"),
+    pytest.param(plan(*[{"kind": "distal", "elongation_mm": -19, "length_mm": 40}] * 2), r"fold", id="stacked-distal"),
 ])
 def test_bad_plans_name_the_field(data, message):
     with pytest.raises(InputError, match=message):
@@ -187,3 +191,8 @@ def test_normals_carried_through_reduction_and_distal_shaping_match_recomputed_o
     recomputed = vertex_normals(cylinder.skin, vertices)
     angle = np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", carried, recomputed), -1, 1)))
     assert np.percentile(angle, 99) < 0.05 and angle.max() < 1.0  # measured: 0.005 and 0.57 deg (apex)
+
+
+def test_stacked_pushes_beyond_25_mm_are_refused(cylinder):
+    with pytest.raises(InputError, match=r"add up to 30.0 mm"):
+        rectify(cylinder, plan_from_dict(plan(*[push(10.0, falloff=30)] * 3)))

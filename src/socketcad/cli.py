@@ -229,8 +229,8 @@ def rectify(
     plan_file: Optional[Path] = typer.Option(None, "--plan", help="Rectification plan (YAML/JSON); see 'socketcad rectify --save-plan'."),
     report: Optional[Path] = typer.Option(None, "--report", help="Per-vertex signed deviation map (CSV, mm, + outwards)."),
     save_plan: Optional[Path] = typer.Option(None, "--save-plan", help="Also write the plan used (YAML/JSON), to edit and re-run."),
-    liner_mm: float = typer.Option(6.0, "--liner-mm", help="Liner thickness for templates (TSB reduction), mm."),
-    bar_mm: float = typer.Option(8.0, "--bar-mm", help="PTB/KBM patellar tendon bar depth, mm."),
+    liner_mm: Optional[float] = typer.Option(None, "--liner-mm", help="Templates: liner thickness (TSB reduction), mm [6]."),
+    bar_mm: Optional[float] = typer.Option(None, "--bar-mm", help="Templates: PTB/KBM patellar tendon bar depth, mm [8]."),
     sensitive: Optional[str] = typer.Option(None, "--sensitive", help="Pressure-sensitive landmarks to relieve, comma-separated (e.g. fibular_head,distal_tibia)."),
     landmark_file: Optional[Path] = typer.Option(None, "--landmarks", help="YAML/JSON {name: [x, y, z]} (frame, mm) overriding found landmarks."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -249,23 +249,27 @@ def rectify(
 
     if (template is None) == (plan_file is None):
         raise InputError("give exactly one of --template NAME or --plan FILE")
+    if plan_file is not None and (liner_mm is not None or bar_mm is not None or sensitive):
+        raise InputError("--liner-mm, --bar-mm and --sensitive shape a template; with --plan, edit the plan instead")
     check_output(output, io.MESH_FORMATS)
     for path, formats in ((report, ("csv",)), (save_plan, ("yaml", "yml", "json"))):
         if path is not None:
             check_output(path, formats)
     plan = read_plan(plan_file) if plan_file is not None else None
+    areas = tuple(name.strip() for name in (sensitive or "").split(",") if name.strip())
+    inputs = TemplateInputs(liner_mm if liner_mm is not None else 6.0, areas, bar_mm if bar_mm is not None else 8.0)
     limb = load(file, capture_options(units, reference, side, flip, anterior, keep_axis, level))
     limb = with_landmarks(limb, landmark_file)
     if plan is None:
-        areas = tuple(name.strip() for name in sensitive.split(",") if name.strip()) if sensitive else ()
-        plan = template_plan(template, limb, TemplateInputs(liner_mm, areas, bar_mm))
+        plan = template_plan(template, limb, inputs)
     result = apply_plan(limb, plan)
+    summary = rectification_summary(result)  # everything computed before the first file is written
     io.write_mesh(result.skin, output)
     if report is not None:
         write_deviation_csv(result, report)
     if save_plan is not None:
         write_plan(plan, save_plan)
-    print_rectification(result, as_json)
+    print_rectification(result, summary, as_json)
     if not as_json:
         say(f"wrote {output}" + (f", {report}" if report else "") + (f", {save_plan}" if save_plan else ""))
 
@@ -288,8 +292,7 @@ def rectification_summary(result) -> dict:
     }
 
 
-def print_rectification(result, as_json: bool) -> None:
-    summary = rectification_summary(result)
+def print_rectification(result, summary: dict, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(limb_summary(result.limb) | summary))
         return

@@ -22,6 +22,12 @@ from socketcad.geometry.deform import smootherstep
 # limb must not reach through to the back.
 FACING_FADE_COSINE = 0.25
 
+FACING_VECTORS = {  # (anterior, lateral) components of each direction a region may face
+    "anterior": (1.0, 0.0), "posterior": (-1.0, 0.0), "medial": (0.0, -1.0), "lateral": (0.0, 1.0),
+    "anteromedial": (1.0, -1.0), "anterolateral": (1.0, 1.0),
+    "posteromedial": (-1.0, -1.0), "posterolateral": (-1.0, 1.0),
+}
+
 @dataclass(frozen=True)
 class RegionPlacement:
     """A region placed on a surface. Vectors (3,) in the limb frame; lengths in mm."""
@@ -122,14 +128,13 @@ def region_weights(
     near, offset = candidates[inside], offset[inside]
     if len(near) == 0:
         return weights
-    local = offset
     cosine = normals[near] @ region.normal
     side = np.cross(region.up, region.normal)
-    u, v = local @ side, local @ region.up
+    u, v = offset @ side, offset @ region.up
     planar = np.hypot(u, v)
     safe = np.where(planar > 0, planar, 1.0)
     cos, sin = np.where(planar > 0, u / safe, 1.0), v / safe
-    radius = _arc_length(np.linalg.norm(local, axis=1), cosine)
+    radius = _arc_length(np.linalg.norm(offset, axis=1), cosine)
     half_w, half_h = max(region.width_mm / 2.0, 1e-9), max(region.height_mm / 2.0, 1e-9)
     core = 1.0 / np.sqrt((cos / half_w) ** 2 + (sin / half_h) ** 2)
     outer = 1.0 / np.sqrt((cos / (half_w + region.falloff_mm)) ** 2 + (sin / (half_h + region.falloff_mm)) ** 2)

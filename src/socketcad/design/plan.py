@@ -3,7 +3,8 @@
 A plan is a set, not a sequence: rectify() applies each kind of modification in one
 fixed order (circumferential reductions, distal shaping, local pushes and reliefs,
 brim flare, smoothing), and modifications of one kind combine commutatively (reductions
-multiply, displacements add). Listing them in another order gives the same shape.
+multiply, displacements add), so listing them in another order gives the same shape
+(two smoothing steps are the one exception: they differ by thousandths of a millimetre).
 
 Sign convention: a **push** (pressure, load a tolerant area) moves the model's surface
 inwards by ``depth_mm``; a **relief** (build-up over a sensitive area) moves it outwards.
@@ -21,21 +22,20 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from socketcad.anatomy.landmarks import known_landmarks
+from socketcad.anatomy.regions import FACING_VECTORS
 from socketcad.errors import InputError
 from socketcad.geometry import io
 from socketcad.geometry.deform import SMOOTHERSTEP_MAX_SLOPE
 
 SCHEMA_VERSION = 1
-LEVELS = ("transtibial", "transfemoral")
-FACINGS = ("anterior", "posterior", "medial", "lateral",
-           "anteromedial", "anterolateral", "posteromedial", "posterolateral")
+FACINGS = tuple(FACING_VECTORS)
 MAX_REDUCTION_PCT = 20.0  # beyond any published socket reduction (TSB 3-9 %, DOMAIN.md)
 MAX_ENLARGEMENT_PCT = 10.0
 MAX_SLOPE = 1.0  # steepest falloff allowed: 45 degrees
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Region(_Record):
@@ -43,9 +43,9 @@ class Region(_Record):
 
     landmark: str
     facing: Literal[FACINGS] | None = None  # type: ignore[valid-type]  # on the skin at the landmark's level
-    proximal_mm: float = 0.0
-    anterior_mm: float = 0.0
-    lateral_mm: float = 0.0
+    proximal_mm: float = Field(default=0.0, ge=-400, le=400)
+    anterior_mm: float = Field(default=0.0, ge=-400, le=400)
+    lateral_mm: float = Field(default=0.0, ge=-400, le=400)
     width_mm: float = Field(gt=0, le=300)  # around the limb
     height_mm: float = Field(gt=0, le=400)  # along the limb
     falloff_mm: float = Field(default=15.0, ge=3, le=100)
@@ -168,6 +168,22 @@ class RectificationPlan(_Record):
                     f"modifications[{index}].region.landmark: unknown landmark '{region.landmark}'; "
                     f"use one of {', '.join(known)}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _combined_limits(self):
+        """Limits that modifications of one kind must respect together, as they add up."""
+        reductions = [m for m in self.modifications if isinstance(m, Reduction)]
+        largest = sum(max(p.reduction_pct for p in m.profile) for m in reductions)
+        smallest = sum(min(p.reduction_pct for p in m.profile) for m in reductions)
+        if largest > MAX_REDUCTION_PCT or smallest < -MAX_ENLARGEMENT_PCT:
+            raise ValueError(f"modifications: the reductions add up to {smallest:g}..{largest:g} %; together they "
+                             f"must stay within -{MAX_ENLARGEMENT_PCT:g}..{MAX_REDUCTION_PCT:g} %")
+        fold = sum(SMOOTHERSTEP_MAX_SLOPE * abs(m.elongation_mm) / m.length_mm
+                   for m in self.modifications if isinstance(m, Distal))
+        if fold > 0.9:
+            raise ValueError("modifications: the distal modifications together would fold the distal end; "
+                             "use one, or longer length_mm")
         return self
 
     def as_dict(self) -> dict:

@@ -1,10 +1,10 @@
 """rectify(limb, plan): the modified limb model a socket is built on. Pure and deterministic.
 
 Order of application (see plan.py: a plan is a set): circumferential reductions and
-distal shaping are pointwise maps of the whole limb, applied to the skin and to the
-landmark anchors alike; then pushes and reliefs, each displacing the surface along its
-vertex normals by depth x region weight (displacements add); then brim flare; then
-volume-keeping smoothing. The skin keeps its topology, so every vertex has a signed
+distal shaping are pointwise maps of the whole limb; regions are found on the
+unmodified skin (the vertex nearest each landmark anchor) and carried by vertex index;
+then pushes and reliefs, each displacing the surface along its vertex normals by
+depth x region weight (displacements add); then brim flare; then volume-keeping smoothing. The skin keeps its topology, so every vertex has a signed
 deviation (mm, + outwards) from where it was.
 """
 
@@ -19,6 +19,7 @@ from scipy.spatial import cKDTree
 
 from socketcad.anatomy.limb import Limb
 from socketcad.anatomy.regions import (
+    FACING_VECTORS,
     RegionPlacement,
     anatomical_vector,
     facing_point,
@@ -33,12 +34,8 @@ from socketcad.geometry.memo import per_mesh, share
 from socketcad.geometry.repair import boundary_loops, edge_census
 
 CORE_WEIGHT = 0.999  # a vertex this deep in two regions is in both cores
+MAX_LOCAL_DEPTH_MM = 25.0  # pushes and reliefs stacked on one spot (a single one: plan.py)
 
-FACING_VECTORS = {  # (anterior, lateral) components of each facing direction
-    "anterior": (1.0, 0.0), "posterior": (-1.0, 0.0), "medial": (0.0, -1.0), "lateral": (0.0, 1.0),
-    "anteromedial": (1.0, -1.0), "anterolateral": (1.0, 1.0),
-    "posteromedial": (-1.0, -1.0), "posterolateral": (-1.0, 1.0),
-}
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,7 @@ class Rectification:
         """The limb with the rectified skin; landmarks follow their nearest vertex."""
         vertices = self.limb.skin.vertices
         landmarks = {}
-        for name, landmark in getattr(self.limb, "landmarks", {}).items():
+        for name, landmark in self.limb.landmarks.items():
             nearest = int(np.argmin(((vertices - landmark.point_mm) ** 2).sum(axis=1)))
             moved = landmark.point_mm + (self.skin.vertices[nearest] - vertices[nearest])
             landmarks[name] = replace(landmark, point_mm=moved)
@@ -115,6 +112,9 @@ def rectify(limb: Limb, plan: RectificationPlan) -> Rectification:
     if effects:
         signed_depth = {index: (-m.depth_mm if isinstance(m, Push) else m.depth_mm) for index, m in kinds["local"]}
         displacement = sum(signed_depth[effect.index] * effect.weights for effect in effects)
+        if np.abs(displacement).max() > MAX_LOCAL_DEPTH_MM:
+            raise InputError(f"modifications: pushes and reliefs add up to {np.abs(displacement).max():.1f} mm "
+                             f"at one place (at most {MAX_LOCAL_DEPTH_MM:g} mm); spread or reduce them")
         vertices = vertices + displacement[:, None] * normals
 
     for _, flare in kinds["flare"]:
@@ -166,19 +166,22 @@ def _length_mm(limb: Limb) -> float:
 
 def _anchor(limb: Limb, index: int, region: Region) -> np.ndarray:
     """The point (3,) a region is placed at, on the unmodified skin (frame, mm)."""
-    landmarks = getattr(limb, "landmarks", {})
+    landmarks = limb.landmarks
     if region.landmark not in landmarks:
         raise InputError(
-            f"modifications[{index}].region.landmark: '{region.landmark}' has not been located on this limb; "
-            "locate landmarks first or give it in a landmark file"
+            f"modifications[{index}].region.landmark: '{region.landmark}' has not been located on this "
+            f"{limb.level} limb (side {limb.side}); give --level / --side, or the point in a --landmarks file"
         )
     point = np.asarray(landmarks[region.landmark].point_mm, dtype=np.float64)
-    if region.facing is not None:
-        anterior, lateral = FACING_VECTORS[region.facing]
-        direction = anatomical_vector(limb.side, anterior=anterior, lateral=lateral)
-        point = facing_point(limb.skin.vertices, point[2], direction)
-    if region.proximal_mm or region.anterior_mm or region.lateral_mm:
-        point = point + anatomical_vector(limb.side, region.proximal_mm, region.anterior_mm, region.lateral_mm)
+    try:
+        if region.facing is not None:
+            anterior, lateral = FACING_VECTORS[region.facing]
+            direction = anatomical_vector(limb.side, anterior=anterior, lateral=lateral)
+            point = facing_point(limb.skin.vertices, point[2], direction)
+        if region.proximal_mm or region.anterior_mm or region.lateral_mm:
+            point = point + anatomical_vector(limb.side, region.proximal_mm, region.anterior_mm, region.lateral_mm)
+    except InputError as exc:
+        raise InputError(f"modifications[{index}].region: {exc}") from None
     return point
 
 

@@ -1,4 +1,7 @@
-"""Socket-type templates: a starting RectificationPlan from the limb and the evaluation.
+"""Socket-type templates: a starting RectificationPlan for a limb's level and the evaluation.
+
+Regions are anchored on the limb's landmarks, so one template fits every limb of its level;
+the limb itself is passed for its level (and for templates that will adapt sizes to it).
 
 A template is where a prosthetist starts, not where they stop: every value is in the
 plan it returns, named and editable. Depths follow the indicative ranges in DOMAIN.md
@@ -207,7 +210,8 @@ def _relieve_sensitive(plan: dict, sensitive: tuple[str, ...], level: str) -> No
     for name in sensitive:
         if name not in known:
             raise InputError(f"sensitive area '{name}' is not a {level} landmark; use one of {', '.join(known)}")
-        pushed = [m for m in plan["modifications"] if m["kind"] == "push" and m["region"]["landmark"] == name]
+        pushed = [m for m in plan["modifications"] if m["kind"] == "push" and m["region"]["landmark"] == name
+                  and not any(m["region"].get(k) for k in ("proximal_mm", "anterior_mm", "lateral_mm", "facing"))]
         relieved = [m for m in plan["modifications"] if m["kind"] == "relief" and m["region"]["landmark"] == name]
         for modification in pushed:
             plan["modifications"].remove(modification)

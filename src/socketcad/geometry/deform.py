@@ -10,14 +10,8 @@ import numpy as np
 import trimesh
 from scipy import sparse
 
-from socketcad.geometry.memo import per_mesh, share
-from socketcad.geometry.repair import (
-    boundary_loops,
-    capped_signed_volume,
-    edge_census,
-    triangles,
-    triple_products,
-)
+from socketcad.geometry.memo import per_mesh
+from socketcad.geometry.repair import boundary_loops, triangles, triple_products
 
 # Largest slope of smootherstep: max |d/dt (6t^5 - 15t^4 + 10t^3)| = 15/8 at t = 1/2.
 SMOOTHERSTEP_MAX_SLOPE = 1.875
@@ -149,25 +143,8 @@ def taubin_keep_volume(
     return smoothed
 
 
-def volume_change(mesh: trimesh.Trimesh, before: np.ndarray, after: np.ndarray) -> float:
-    """Change of the capped enclosed volume (mm3) when ``mesh``'s vertices move from ``before`` to ``after``."""
-    moved = (before[:, 0] != after[:, 0]) | (before[:, 1] != after[:, 1]) | (before[:, 2] != after[:, 2])
-    loops = boundary_loops(mesh)
-    if loops and np.any(moved[np.concatenate(loops)]):
-        return capped_volume(mesh, after) - capped_volume(mesh, before)
-    origin = before[loops[0]].mean(axis=0) if loops else np.zeros(3)
-    return _volume_change_of(mesh.faces[faces_touching(mesh, moved)], origin, before, after)
-
-
 def _volume_change_of(faces: np.ndarray, origin: np.ndarray, before: np.ndarray, after: np.ndarray) -> float:
     """Volume change (mm3) from ``faces`` alone: divergence theorem about ``origin``, where the
     still brim's fan cap contributes nothing, so faces whose corners did not move cancel out."""
     return float(triple_products(triangles(after - origin, faces)).sum()
                  - triple_products(triangles(before - origin, faces)).sum()) / 6.0
-
-
-def capped_volume(mesh: trimesh.Trimesh, vertices: np.ndarray) -> float:
-    """Capped enclosed volume (mm3) of ``mesh``'s faces at other vertex positions."""
-    moved = trimesh.Trimesh(vertices, mesh.faces, process=False, validate=False)
-    share(mesh, moved, edge_census, boundary_loops)  # same faces, same loops
-    return capped_signed_volume(moved)
