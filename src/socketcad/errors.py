@@ -18,3 +18,19 @@ class InputError(SocketcadError):
 
 class GeometryError(SocketcadError):
     """A shape that the geometry kernel cannot process (e.g. no closed section)."""
+
+
+def field_path(location: tuple, tags: tuple[str, ...] = ()) -> str:
+    """A validation error's location as users write it: ``modifications[2].region.landmark``.
+
+    ``tags``: names of tagged-union members (pydantic puts the tag after a list index), left out.
+    """
+    path = ""
+    for key in location:
+        if isinstance(key, int):
+            path += f"[{key}]"
+        elif key in tags and path.endswith("]"):
+            continue
+        else:
+            path += f".{key}" if path else str(key)
+    return path

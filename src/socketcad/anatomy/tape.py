@@ -30,7 +30,7 @@ from scipy.interpolate import CubicHermiteSpline, PchipInterpolator
 
 from socketcad.anatomy.limb import Limb
 from socketcad.anatomy.samples import get_sample, is_sample
-from socketcad.errors import InputError
+from socketcad.errors import InputError, field_path
 from socketcad.geometry import io, measure
 from socketcad.geometry.frame import Frame
 from socketcad.geometry.units import UnitChoice
@@ -186,7 +186,7 @@ def _one_line(exc: ValidationError) -> str:
     """The first pydantic error as 'field[index]: message'."""
     error = exc.errors()[0]
     message = str(error["msg"]).removeprefix("Value error, ")
-    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+    path = field_path(error["loc"])
     if error["type"] == "extra_forbidden":
         return f"{path}: unknown field; the fields are {', '.join(TapeMeasures.model_fields)}"
     if error["type"] == "missing":

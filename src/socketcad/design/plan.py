@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from socketcad.anatomy.landmarks import known_landmarks
 from socketcad.anatomy.regions import FACING_VECTORS
-from socketcad.errors import InputError
+from socketcad.errors import InputError, field_path
 from socketcad.geometry import io
 from socketcad.geometry.deform import SMOOTHERSTEP_MAX_SLOPE
 
@@ -207,15 +207,7 @@ def _first_error(exc: ValidationError) -> str:
     """One line for pydantic's first error: 'modifications[2].depth_mm: ...'."""
     errors = exc.errors()
     error = errors[0]
-    parts: list[str] = []
-    for key in error["loc"]:
-        if isinstance(key, int):
-            parts.append(f"[{key}]")
-        elif key in KINDS and parts and parts[-1].startswith("["):
-            continue  # the discriminator's tag, not a field
-        else:
-            parts.append(("." if parts else "") + str(key))
-    where = "".join(parts)
+    where = field_path(error["loc"], KINDS)
     message = error["msg"].removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"{where}: {message}{more}" if where else f"{message}{more}"
