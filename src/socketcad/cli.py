@@ -252,7 +252,7 @@ def rectify(
     if plan_file is not None and (liner_mm is not None or bar_mm is not None or sensitive):
         raise InputError("--liner-mm, --bar-mm and --sensitive shape a template; with --plan, edit the plan instead")
     check_output(output, io.MESH_FORMATS)
-    for path, formats in ((report, ("csv",)), (save_plan, ("yaml", "yml", "json"))):
+    for path, formats in ((report, ("csv",)), (save_plan, io.DATA_FORMATS)):
         if path is not None:
             check_output(path, formats)
     plan = read_plan(plan_file) if plan_file is not None else None

@@ -12,18 +12,16 @@ for a right limb and -x for a left one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import trimesh
-import yaml
 
 from socketcad.anatomy.limb import Limb
 from socketcad.errors import InputError
-from socketcad.geometry import measure
+from socketcad.geometry import io, measure
 
 TRANSTIBIAL_LANDMARKS = ("mpt", "tibial_tuberosity", "tibial_crest", "fibular_head", "distal_tibia",
                          "medial_tibial_flare", "lateral_tibial_flare", "popliteal",
@@ -95,16 +93,7 @@ def locate_landmarks(
 def read_landmark_file(path: str | Path) -> dict[str, list[float]]:
     """Landmarks {name: [x, y, z]} (frame, mm) from a YAML or JSON file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the landmark file ({exc.__class__.__name__}); check the path") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
-        raise InputError(f"{path}: not valid {kind} ({str(exc).splitlines()[0]}); "
-                         "write one line per landmark, e.g. 'mpt: [0, 60, 140]'") from None
+    data = io.read_data_file(path, "landmark files")
     if not isinstance(data, dict) or not data:
         raise InputError(f"{path}: expected a mapping of landmark name to [x, y, z] in mm, e.g. 'mpt: [0, 60, 140]'")
     return {str(name): _xyz(value, f"{path}: landmark '{name}'") for name, value in data.items()}

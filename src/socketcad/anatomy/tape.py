@@ -36,7 +36,7 @@ from socketcad.geometry.frame import Frame
 from socketcad.geometry.units import UnitChoice
 
 SCHEMA_VERSION = 1
-TAPE_FORMATS = ("yaml", "yml", "json")
+TAPE_FORMATS = io.DATA_FORMATS
 DEFAULT_REFERENCE = {"transtibial": "mpt", "transfemoral": "perineum"}
 
 EDGE_MM = 2.5  # target edge length of the surface
@@ -206,20 +206,7 @@ def read_tape(path: str | Path) -> TapeMeasures:
     if is_sample(path):
         path = get_sample(str(path), kind="tape").path
     path = Path(path)
-    fmt = io.file_format(path, TAPE_FORMATS)
-    if path.is_file() and path.stat().st_size == 0:
-        raise InputError(f"{path.name}: the file is empty; write the tape measures into it (see README)")
-    try:
-        text = io.read_bytes(path).decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{path.name}: not a text file; tape measures are YAML or JSON") from None
-    try:
-        data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f"line {where.line + 1}: " if where is not None else ""
-        reason = getattr(exc, "problem", None) or getattr(exc, "msg", None) or type(exc).__name__
-        raise InputError(f"{path.name}: not valid {fmt.upper()} ({line}{reason}); check the syntax") from None
+    data = io.read_data_file(path, "tape measures")
     return parse_tape(data, path.name)
 
 

@@ -215,26 +215,14 @@ def _first_error(exc: ValidationError) -> str:
 
 def read_plan(path: str | Path) -> RectificationPlan:
     """A plan from a YAML or JSON file."""
-    path = Path(path)
-    fmt = io.file_format(path, ("yaml", "yml", "json"))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot be read as text ({exc.__class__.__name__}); give a YAML or JSON plan") from None
-    try:
-        data = json.loads(text) if fmt == "json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise InputError(f"{path}: not valid {fmt.upper()} ({first})") from None
+    data = io.read_data_file(path, "rectification plans")
     return plan_from_dict(data, str(path))
 
 
 def write_plan(plan: RectificationPlan, path: str | Path) -> None:
     """Write a plan as YAML (or JSON for .json), atomically."""
     path = Path(path)
-    fmt = io.file_format(path, ("yaml", "yml", "json"))
+    fmt = io.file_format(path, io.DATA_FORMATS)
     data = plan.as_dict()
     text = json.dumps(data, indent=2) + "\n" if fmt == "json" else yaml.safe_dump(data, sort_keys=False)
     io.write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -17,8 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
+import json
+
 import numpy as np
 import trimesh
+import yaml
 
 from socketcad.errors import InputError
 
@@ -216,3 +219,31 @@ def write_mesh(mesh: trimesh.Trimesh, path: Path, *, ascii_stl: bool = False) ->
         tmp.write_bytes(payload)
 
     write_atomic(path, write)
+
+
+DATA_FORMATS = ("yaml", "yml", "json")
+
+
+def read_data_file(path: str | Path, what: str) -> object:
+    """Parsed YAML or JSON of a small record file (a plan, tape measures, landmarks).
+
+    ``what`` names the record in errors. InputError (one line) for a missing, empty,
+    binary or syntactically invalid file; the caller checks the content's shape.
+    """
+    path = Path(path)
+    fmt = file_format(path, DATA_FORMATS)
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(f"{path.name}: the file is empty; write the {what} into it (see README)")
+    data = read_bytes(path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path.name}: not a text file; {what} are YAML or JSON") from None
+    try:
+        return json.loads(text) if fmt == "json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f"line {where.line + 1}: " if where is not None else ""
+        reason = getattr(exc, "problem", None) or getattr(exc, "msg", None) or type(exc).__name__
+        raise InputError(f"{path.name}: not valid {'JSON' if fmt == 'json' else 'YAML'} ({line}{reason}); "
+                         "check the syntax") from None
