@@ -35,11 +35,19 @@ TRANSFEMORAL_LANDMARKS = ("ischial_tuberosity", "greater_trochanter", "adductor_
 # the OpenLimbTT mean shape (50 mm of 115 mm; literature: patella ~42 mm tall, tendon
 # ~45 mm long, Insall-Salvati ratio ~1, gives 42-50 mm for an average knee).
 PATELLA_TO_MPT_PER_ML = 0.43
-DISTAL_TIBIA_FORWARD = 0.4  # the cut tibia lies anterior: 0.4 of the way from axis to front skin (mean shape)
 TUBEROSITY_BELOW_MPT_MM = 25.0  # the tuberosity band (15-45 mm below the plateau), mean shape
-FLARE_ABOVE_MPT_MM = 5.0  # the condyles' widest level, just below the plateau
 MPT_FRACTION_OF_BRIM = 0.56  # fallback when the brim cuts below the patella (OpenLimbTT mean: 0.56)
 HAMSTRING_ANGLE_DEG = 45.0  # from posterior towards medial/lateral
+# Where the bones lie behind the skin, measured on the OpenLimbTT mean shape only (the 4 mode
+# shapes are the test). Forward/back fractions are of the axis-to-anterior-skin distance at that
+# level; heights are below the skin-detected MPT.
+FLARE_BELOW_MPT_MM = 6.0  # the condyles' widest level (mean: lateral 6.6, medial 5.7 mm)
+FLARE_FORWARD = {"lateral": 0.18, "medial": 0.11}  # the condyles' widest points lie just anterior of the axis
+FIBULAR_HEAD_BELOW_MPT_MM = 15.0  # mean: 15.4 mm
+FIBULAR_HEAD_BACK = 0.23  # the fibular head lies posterolateral: 0.23 behind the axis (mean: 0.234)
+DISTAL_TIBIA_BEHIND_FRONT_MM = 20.0  # tissue over the crest + half the tibia's depth at the cut (mean: 20.4)
+DISTAL_TIBIA_END_MM = 10.0  # the tibia's cut end: its lowest 10 mm
+DISTAL_TIBIA_MEDIAL = 0.11  # the cut end lies medial: 0.11 of the half ML width (mean: 0.107)
 DISTAL_TIBIA_PAD_MM = 25.0  # soft tissue below the cut tibia, typical; estimate
 
 
@@ -209,8 +217,11 @@ def _tibial_points(limb: Limb) -> dict[str, np.ndarray]:
     tibia = limb.bones["tibia"].vertices
     plateau = tibia[:, 2].max()
     band = tibia[(tibia[:, 2] > plateau - 45.0) & (tibia[:, 2] < plateau - 15.0)]
-    points = {"plateau": tibia[np.argmax(tibia[:, 2])], "tuberosity": band[np.argmax(band[:, 1])],
-              "distal": tibia[np.argmin(tibia[:, 2])]}
+    # The cut end's centre, not its lowest vertex: a bevelled cut's lowest point jumps across
+    # the cut face from one shape to the next (10 mm on the OpenLimbTT modes).
+    end = tibia[tibia[:, 2] < tibia[:, 2].min() + DISTAL_TIBIA_END_MM]
+    distal = np.array([end[:, 0].mean(), end[:, 1].mean(), tibia[:, 2].min()])
+    points = {"plateau": tibia[np.argmax(tibia[:, 2])], "tuberosity": band[np.argmax(band[:, 1])], "distal": distal}
     if "patella" in limb.bones:
         patella = limb.bones["patella"].vertices
         points["pole"] = patella[np.argmin(patella[:, 2])]
@@ -241,7 +252,7 @@ def _transtibial_from_bones(limb: Limb) -> dict[str, Landmark]:
                                   "bones (most anterior tibia point halfway between its distal end and the "
                                   "tuberosity, projected anteriorly)")
     marks["distal_tibia"] = _mark(limb, "distal_tibia", p["distal"], [0, 0, -1],
-                                  "bones (lowest tibia point, projected distally)")
+                                  f"bones (centre of the tibia's distal {DISTAL_TIBIA_END_MM:g} mm, projected distally)")
     if lateral is not None:
         if "fibular_head" in p:
             marks["fibular_head"] = _mark(limb, "fibular_head", p["fibular_head"], [lateral, 0, 0],
@@ -381,20 +392,32 @@ def _transtibial_from_skin(limb: Limb) -> dict[str, Landmark]:
     z_crest = 0.5 * (DISTAL_TIBIA_PAD_MM + z_tt)
     marks["tibial_crest"] = _snap(limb, "tibial_crest", _front_point(limb, z_crest),
                                   "estimate (most anterior skin halfway between the tuberosity and the distal tibia)")
-    forward = DISTAL_TIBIA_FORWARD * _front_point(limb, DISTAL_TIBIA_PAD_MM)[1]
-    marks["distal_tibia"] = _mark(limb, "distal_tibia", [0.0, forward, 0.25 * _top(limb)], [0, 0, -1],
-                                  f"estimate (distal skin below a point {DISTAL_TIBIA_FORWARD:g} of the way from "
-                                  "the axis to the anterior skin)")
     if lateral is not None:
-        z_flare = z_mpt + FLARE_ABOVE_MPT_MM
-        for name, sign in (("lateral_tibial_flare", 1.0), ("medial_tibial_flare", -1.0)):
-            side = name.split("_")[0]
-            marks[name] = _snap(limb, name, _extreme_point(limb, z_flare, sign * lateral),
-                                f"estimate ({side}-most skin {FLARE_ABOVE_MPT_MM:g} mm above the MPT)")
-        marks["fibular_head"] = _mark(limb, "fibular_head", _axis_point(z_tt), _horizontal(110.0, lateral),
-                                      "estimate (skin 110 deg from anterior towards lateral at the tuberosity level)")
+        marks["distal_tibia"] = _distal_tibia_from_skin(limb, lateral)
+        z_flare = z_mpt - FLARE_BELOW_MPT_MM
+        for side, sign in (("lateral", 1.0), ("medial", -1.0)):
+            name = f"{side}_tibial_flare"
+            forward = FLARE_FORWARD[side] * _front_point(limb, z_flare)[1]
+            marks[name] = _mark(limb, name, [0.0, forward, z_flare], [sign * lateral, 0.0, 0.0],
+                                f"estimate ({side} skin {FLARE_BELOW_MPT_MM:g} mm below the MPT, "
+                                f"{FLARE_FORWARD[side]:g} of the way forward to the anterior skin)")
+        z_fibula = z_mpt - FIBULAR_HEAD_BELOW_MPT_MM
+        back = -FIBULAR_HEAD_BACK * _front_point(limb, z_fibula)[1]
+        marks["fibular_head"] = _mark(limb, "fibular_head", [0.0, back, z_fibula], [lateral, 0.0, 0.0],
+                                      f"estimate (lateral skin {FIBULAR_HEAD_BELOW_MPT_MM:g} mm below the MPT, "
+                                      f"{FIBULAR_HEAD_BACK:g} of the axis-to-anterior-skin distance behind the axis)")
     marks.update(_posterior_marks(limb, z_mpt, lateral, "MPT from the skin"))
     return marks
+
+
+def _distal_tibia_from_skin(limb: Limb, lateral: float) -> Landmark:
+    """The cut tibia's end, estimated from the distal sections: anterior and medial of the axis."""
+    front = _front_point(limb, DISTAL_TIBIA_PAD_MM)
+    half_ml = 0.5 * (_extreme_point(limb, DISTAL_TIBIA_PAD_MM, 1.0)[0] - _extreme_point(limb, DISTAL_TIBIA_PAD_MM, -1.0)[0])
+    above = [-lateral * DISTAL_TIBIA_MEDIAL * half_ml, front[1] - DISTAL_TIBIA_BEHIND_FRONT_MM, 0.25 * _top(limb)]
+    return _mark(limb, "distal_tibia", above, [0.0, 0.0, -1.0],
+                 f"estimate (distal skin below a point {DISTAL_TIBIA_BEHIND_FRONT_MM:g} mm behind the anterior skin "
+                 f"and {DISTAL_TIBIA_MEDIAL:g} of the half ML width medial, {DISTAL_TIBIA_PAD_MM:g} mm up)")
 
 
 def _snap(limb: Limb, name: str, point: np.ndarray, how: str) -> Landmark:
