@@ -274,6 +274,115 @@ def rectify(
         say(f"wrote {output}" + (f", {report}" if report else "") + (f", {save_plan}" if save_plan else ""))
 
 
+@app.command()
+def build(
+    file: str = typer.Argument(..., help="Limb or rectified model: STL, OBJ, PLY, OFF, 3MF, AOP or sample:NAME."),
+    output: Path = typer.Option(..., "--output", "-o", help="Socket STL; the 3MF, inner-surface AOP and fabrication sheet are written beside it."),
+    template: Optional[str] = typer.Option(None, "--template", help="Rectify first with this template (also the socket type): ptb, tsb, kbm; ic, quad, subischial."),
+    plan_file: Optional[Path] = typer.Option(None, "--plan", help="Rectify first with this plan (YAML/JSON)."),
+    socket_type: Optional[str] = typer.Option(None, "--type", help="Socket type (trimline) if not given by --template: ptb, tsb, kbm, ic, quad, subischial."),
+    spec_file: Optional[Path] = typer.Option(None, "--spec", help="Socket spec (YAML/JSON); options below override its fields."),
+    liner: Optional[str] = typer.Option(None, "--liner", help="Liner id from the catalogue (see 'socketcad catalogue')."),
+    closure: Optional[str] = typer.Option(None, "--closure", help="Closure (suspension) id from the catalogue."),
+    adapter: Optional[str] = typer.Option(None, "--adapter", help="Distal adapter id [lock_housing_4h for a pin lock, else four_hole_43]."),
+    material: Optional[str] = typer.Option(None, "--material", help="Wall material id [petg]."),
+    stage: Optional[str] = typer.Option(None, "--stage", help="test or definitive [test]."),
+    k_level: Optional[int] = typer.Option(None, "--k-level", help="Mobility grade K0-K4 (wall thickness, load level) [3]."),
+    wall_mm: Optional[float] = typer.Option(None, "--wall-mm", help="Wall thickness, mm [the material's default for the K-level]."),
+    trim: Optional[list[str]] = typer.Option(None, "--trim", help="Trimline offset edit NAME=MM (repeatable), e.g. --trim posterior=-5."),
+    strength: bool = typer.Option(False, "--strength", help="Also check the wall under ISO 10328 loads by FE (adds seconds)."),
+    body_mass_kg: float = typer.Option(80.0, "--body-mass", help="With --strength: body mass, kg (ISO 10328 level)."),
+    landmark_file: Optional[Path] = typer.Option(None, "--landmarks", help="YAML/JSON {name: [x, y, z]} (frame, mm) overriding found landmarks."),
+    as_json: bool = typer.Option(False, "--json", help="Print the fabrication sheet as JSON."),
+    units: Optional[str] = UnitsOption,
+    reference: Optional[float] = ReferenceOption,
+    side: Optional[str] = SideOption,
+    flip: bool = FlipOption,
+    anterior: Optional[str] = AnteriorOption,
+    keep_axis: bool = KeepAxisOption,
+    level: Optional[str] = LevelOption,
+) -> None:
+    """Build a test or definitive socket: liner offset, trimline, wall, distal adapter; STL + 3MF + AOP + sheet."""
+    from socketcad.design.fabrication import fabrication_sheet, output_paths, write_socket_outputs
+    from socketcad.design.plan import read_plan
+    from socketcad.design.rectify import rectify as apply_plan
+    from socketcad.design.socket import build_socket, spec_from_dict
+    from socketcad.design.templates import template_plan
+
+    if template is not None and plan_file is not None:
+        raise InputError("give at most one of --template NAME or --plan FILE")
+    if check_output(output, io.MESH_FORMATS) != "stl":
+        raise InputError(f"{output}: the socket is written as .stl (with .3mf, -inner.aop and -sheet.json beside it)")
+    for path in output_paths(output).values():
+        check_output(path, (path.suffix.lstrip("."),))
+    fields = dict(io.read_data_file(spec_file, "socket spec")) if spec_file is not None else {}
+    if not isinstance(fields, dict):
+        raise InputError(f"{spec_file}: a socket spec is a mapping of fields")
+    chosen_type = socket_type or fields.get("socket_type") or (template.lower() if template else None)
+    given = {"socket_type": chosen_type, "liner": liner, "closure": closure, "adapter": adapter, "material": material,
+             "stage": stage, "k_level": k_level, "wall_thickness_mm": wall_mm, "trim_offsets_mm": parse_trims(trim)}
+    fields.update({key: value for key, value in given.items() if value not in (None, {})})
+    if "adapter" not in fields and "closure" in fields:
+        fields["adapter"] = "lock_housing_4h" if "pin_lock" in str(fields["closure"]) else "four_hole_43"
+    spec = spec_from_dict(fields, "socket spec")
+    plan = read_plan(plan_file) if plan_file is not None else None
+    limb = with_landmarks(load(file, capture_options(units, reference, side, flip, anterior, keep_axis, level)), landmark_file)
+    if template is not None:
+        plan = template_plan(template, limb, template_inputs_for(spec))
+    model = apply_plan(limb, plan).rectified_limb() if plan is not None else limb
+    socket = build_socket(model, spec)
+    result = wall_strength_summary(socket, body_mass_kg) if strength else None
+    sheet = fabrication_sheet(socket, result)
+    paths = write_socket_outputs(socket, output, sheet)
+    if as_json:
+        out.print_json(json.dumps(sheet))
+        return
+    print_sheet(sheet)
+    say("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def parse_trims(trims: Optional[list[str]]) -> dict[str, float]:
+    """--trim NAME=MM edits as {name: offset_mm}."""
+    offsets = {}
+    for item in trims or []:
+        name, _, value = item.partition("=")
+        try:
+            offsets[name.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"--trim {item}: give NAME=MM, e.g. --trim posterior=-5") from None
+    return offsets
+
+
+def template_inputs_for(spec):
+    """Template inputs from a socket spec: the liner's thickness sets the TSB reduction."""
+    from socketcad.design.components import load_catalogue
+    from socketcad.design.templates import TemplateInputs
+
+    return TemplateInputs(liner_thickness_mm=load_catalogue().liner(spec.liner).thickness_mm)
+
+
+def wall_strength_summary(socket, body_mass_kg: float) -> dict:
+    from socketcad.biomech.structure import socket_wall_strength
+
+    return socket_wall_strength(socket, body_mass_kg)
+
+
+def print_sheet(sheet: dict) -> None:
+    table = Table(title=escape(f"{sheet['socket_type'].upper()} {sheet['stage']} socket: fabrication sheet"), show_header=False)
+    table.add_row("material", f"{sheet['material']['name']}: {sheet['material_volume_cm3']:.1f} cm3, {sheet['mass_g']:.0f} g")
+    table.add_row("wall / distal floor", f"{sheet['wall_thickness_mm']:g} mm / {sheet['distal_floor_mm']:g} mm")
+    table.add_row("liner", escape(f"{sheet['liner']['name']} ({sheet['liner']['offset_under_load_mm']:g} mm under load)"))
+    table.add_row("closure", escape(sheet["closure"]["name"]))
+    table.add_row("adapter", escape(f"{sheet['adapter']['name']}, holes {sheet['adapter']['bolt_holes_mm']} mm"))
+    table.add_row("openings", escape(", ".join(f"{o['name']} {o['diameter_mm']:g} mm" for o in sheet["openings"]) or "none"))
+    table.add_row("size", " x ".join(f"{v:g}" for v in sheet["size_mm"]) + " mm")
+    table.add_row("print", escape(sheet["print_orientation"]))
+    if "wall_strength" in sheet:
+        for key, value in sheet["wall_strength"].items():
+            table.add_row(escape(key), escape(str(value)))
+    out.print(table)
+
+
 def rectification_summary(result) -> dict:
     from socketcad.design.rectify import region_table
 

@@ -147,6 +147,7 @@ class RectificationPlan(_Record):
     schema_version: int
     name: str = "custom"
     level: Literal["transtibial", "transfemoral"] | None = None
+    side: Literal["left", "right"] | None = None  # the limb it was made for; None: either
     modifications: list[Modification] = Field(default_factory=list)
     sources: list[str] = Field(default_factory=list)
     assumptions: list[str] = Field(default_factory=list)

@@ -83,6 +83,9 @@ class Rectification:
 
 def rectify(limb: Limb, plan: RectificationPlan) -> Rectification:
     """Apply ``plan`` to ``limb`` (frame coordinates, mm); the limb is not changed."""
+    if plan.side is not None and limb.side in ("left", "right") and plan.side != limb.side:
+        raise InputError(f"side: the plan is for a {plan.side} limb but this limb is {limb.side}; "
+                         "use a plan made for this side (landmark-anchored regions mirror themselves)")
     if plan.level is not None and limb.level in ("transtibial", "transfemoral") and plan.level != limb.level:
         raise InputError(f"level: the plan is for a {plan.level} limb but this limb is {limb.level}")
     skin = limb.skin

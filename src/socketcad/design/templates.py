@@ -201,7 +201,8 @@ def template_plan(name: str, limb: Limb, inputs: TemplateInputs = TemplateInputs
                          f"use one of {', '.join(k for k, (lv, _) in TEMPLATES.items() if lv == limb.level)}")
     plan = build(limb, inputs)
     _relieve_sensitive(plan, inputs.sensitive_areas, level)
-    return plan_from_dict({"schema_version": SCHEMA_VERSION, **plan}, f"template {key}")
+    side = {"side": limb.side} if limb.side in ("left", "right") else {}
+    return plan_from_dict({"schema_version": SCHEMA_VERSION, **side, **plan}, f"template {key}")
 
 
 def _relieve_sensitive(plan: dict, sensitive: tuple[str, ...], level: str) -> None:

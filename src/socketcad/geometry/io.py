@@ -14,6 +14,8 @@ import contextlib
 import io
 import os
 import tempfile
+import zipfile
+from xml.sax.saxutils import escape, quoteattr
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -203,22 +205,66 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
         write(tmp)
 
 
-def write_mesh(mesh: trimesh.Trimesh, path: Path, *, ascii_stl: bool = False) -> None:
+def write_mesh(mesh: trimesh.Trimesh, path: Path, *, ascii_stl: bool = False, metadata: dict[str, str] | None = None) -> None:
     """Write a mesh (coordinates in mm) as STL, OBJ, PLY, OFF or 3MF, atomically.
 
-    3MF files state millimetres as their unit.
+    3MF files state millimetres as their unit and carry ``metadata`` (3MF names such as
+    Title, Designer, Description, Application, CreationDate; others are prefixed socketcad:).
     """
     path = Path(path)
     fmt = file_format(path, MESH_FORMATS)
     file_type = "stl_ascii" if (fmt == "stl" and ascii_stl) else fmt
 
     def write(tmp: Path) -> None:
+        if fmt == "3mf":
+            tmp.write_bytes(three_mf_bytes(mesh, metadata or {}))
+            return
         payload = mesh.export(file_type=file_type)
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
         tmp.write_bytes(payload)
 
     write_atomic(path, write)
+
+
+_3MF_NAMES = {"Title", "Designer", "Description", "Copyright", "LicenseTerms", "Rating", "CreationDate",
+              "ModificationDate", "Application"}
+_3MF_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="model" ContentType="application/vnd.ms-package.3dmanufacturing-3dmodel+xml"/></Types>')
+_3MF_RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Target="/3D/3dmodel.model" Id="rel0" '
+    'Type="http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/></Relationships>')
+
+
+def three_mf_bytes(mesh: trimesh.Trimesh, metadata: dict[str, str]) -> bytes:
+    """A 3MF package (core spec 1.x, unit millimetre) of one mesh with metadata.
+
+    Written here rather than with trimesh's exporter, which has no metadata and stamps
+    random UUIDs: the same socket must give the same file, byte for byte.
+    """
+    entries = []
+    for name, value in metadata.items():
+        key = name if name in _3MF_NAMES else f"socketcad:{name}"
+        entries.append(f"<metadata name={quoteattr(key)}>{escape(str(value))}</metadata>")
+    vertices = "".join(f'<vertex x="{x:.6f}" y="{y:.6f}" z="{z:.6f}"/>' for x, y, z in np.asarray(mesh.vertices))
+    triangles = "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>' for a, b, c in np.asarray(mesh.faces))
+    model = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+             '<model unit="millimeter" xml:lang="en-US" xmlns="http://schemas.microsoft.com/3dmanufacturing/core/2015/02"'
+             ' xmlns:socketcad="https://socketcad.org/3mf/2026">'
+             + "".join(entries)
+             + f'<resources><object id="1" type="model"><mesh><vertices>{vertices}</vertices>'
+             f'<triangles>{triangles}</triangles></mesh></object></resources><build><item objectid="1"/></build></model>')
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in (("[Content_Types].xml", _3MF_CONTENT_TYPES), ("_rels/.rels", _3MF_RELS),
+                           ("3D/3dmodel.model", model)):
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))  # fixed: same bytes each time
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, text)
+    return buffer.getvalue()
 
 
 DATA_FORMATS = ("yaml", "yml", "json")

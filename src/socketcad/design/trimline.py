@@ -1,0 +1,143 @@
+"""Socket trimlines: the brim's height all round, anchored on landmarks.
+
+A trimline is a few named points, each an angle around the long axis (from anterior
+towards lateral, degrees) and a height given as a landmark's height plus an offset (mm).
+Between them the height is a periodic cubic spline of the angle, so the brim is a
+smooth closed curve (C2, no corners). Editing a trimline means editing the offsets.
+
+Default heights are this project's reading of the socket designs' descriptions, for an
+adult limb, and say so: PTB/TSB after Radcliffe & Foort 1961 (anterior at mid-patella,
+medial/lateral walls to the femoral condyles, posterior just above the MPT, lowered for
+the hamstrings); KBM after Kuhn (patella left free, wings over the femoral condyles);
+quadrilateral after Radcliffe 1955 (ischial seat at the tuberosity), ischial containment
+after Sabolich/Long 1985 (ischium contained, lateral wall over the trochanter), subischial
+after Fatone & Caldwell 2017 (every wall below the ischial tuberosity).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from scipy.interpolate import CubicSpline
+
+from socketcad.anatomy.limb import Limb
+from socketcad.anatomy.regions import lateral_sign
+from socketcad.errors import InputError
+from socketcad.geometry import measure
+
+BRIM_MARGIN_MM = 2.0  # the trimline stays this far below the model's brim, so the wall is whole
+
+
+class TrimPoint(BaseModel):
+    """One trimline point: ``landmark``'s height + ``offset_mm``, at ``angle_deg`` from anterior towards lateral."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    angle_deg: float = Field(ge=-180.0, lt=360.0)
+    landmark: str
+    offset_mm: float = Field(ge=-200.0, le=200.0, allow_inf_nan=False)
+
+
+class Trimline(BaseModel):
+    """A closed trimline: at least 3 points at distinct angles."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    socket_type: str
+    points: tuple[TrimPoint, ...]
+
+    @field_validator("points")
+    @classmethod
+    def _distinct_angles(cls, points: tuple[TrimPoint, ...]) -> tuple[TrimPoint, ...]:
+        angles = np.sort(np.mod([p.angle_deg for p in points], 360.0))
+        if len(points) < 3 or np.any(np.diff(np.append(angles, angles[0] + 360.0)) < 5.0):
+            raise ValueError("a trimline needs at least 3 points at angles at least 5 degrees apart")
+        return points
+
+    def with_offsets(self, offsets_mm: dict[str, float]) -> Trimline:
+        """This trimline with some points' offsets replaced: {point name: offset_mm}."""
+        names = {p.name for p in self.points}
+        unknown = sorted(set(offsets_mm) - names)
+        if unknown:
+            raise InputError(f"trimline point '{unknown[0]}' is not in the {self.socket_type} trimline; "
+                             f"its points: {', '.join(p.name for p in self.points)}")
+        points = tuple(p.model_copy(update={"offset_mm": float(offsets_mm.get(p.name, p.offset_mm))}) for p in self.points)
+        return Trimline(socket_type=self.socket_type, points=points)
+
+
+def _points(*rows: tuple[str, float, str, float]) -> tuple[TrimPoint, ...]:
+    return tuple(TrimPoint(name=n, angle_deg=a, landmark=m, offset_mm=o) for n, a, m, o in rows)
+
+
+# (name, angle from anterior towards lateral, landmark, offset mm). Mid-patella is 50 mm above
+# the MPT on the OpenLimbTT mean (patella centre 196.7 mm, MPT 145.1 mm).
+_PTB = _points(("anterior", 0, "mpt", 50), ("anterolateral", 60, "mpt", 45), ("lateral", 90, "mpt", 40),
+               ("lateral_hamstring", 135, "mpt", 5), ("posterior", 180, "mpt", 15),
+               ("medial_hamstring", 225, "mpt", 5), ("medial", 270, "mpt", 40), ("anteromedial", 300, "mpt", 45))
+_KBM = _points(("anterior", 0, "mpt", 20), ("anterolateral", 45, "mpt", 45), ("lateral", 90, "mpt", 75),
+               ("lateral_hamstring", 135, "mpt", 5), ("posterior", 180, "mpt", 15),
+               ("medial_hamstring", 225, "mpt", 5), ("medial", 270, "mpt", 75), ("anteromedial", 315, "mpt", 45))
+_IC = _points(("anterior", 0, "ischial_tuberosity", 50), ("lateral", 90, "greater_trochanter", 40),
+              ("posterior", 180, "ischial_tuberosity", 20), ("posteromedial", 225, "ischial_tuberosity", 30),
+              ("medial", 270, "perineum", 0))
+_QUAD = _points(("anterior", 0, "ischial_tuberosity", 65), ("lateral", 90, "ischial_tuberosity", 65),
+                ("posterior", 180, "ischial_tuberosity", 0), ("posteromedial", 225, "ischial_tuberosity", 0),
+                ("medial", 270, "perineum", 0))
+_SUBISCHIAL = _points(("anterior", 0, "ischial_tuberosity", -25), ("lateral", 90, "ischial_tuberosity", -15),
+                      ("posterior", 180, "ischial_tuberosity", -25), ("medial", 270, "perineum", -10))
+
+# Socket types carry the template names: ic = ischial containment, quad = quadrilateral.
+DEFAULT_TRIMLINES = {"ptb": _PTB, "tsb": _PTB, "kbm": _KBM, "ic": _IC, "quad": _QUAD, "subischial": _SUBISCHIAL}
+LEVEL_OF = {"ptb": "transtibial", "tsb": "transtibial", "kbm": "transtibial",
+            "ic": "transfemoral", "quad": "transfemoral", "subischial": "transfemoral"}
+
+
+def default_trimline(socket_type: str) -> Trimline:
+    """The default trimline of a socket type (see the module docstring for the sources)."""
+    if socket_type not in DEFAULT_TRIMLINES:
+        raise InputError(f"unknown socket type '{socket_type}'; known: {', '.join(DEFAULT_TRIMLINES)}")
+    return Trimline(socket_type=socket_type, points=DEFAULT_TRIMLINES[socket_type])
+
+
+def frame_angles(limb: Limb, points: np.ndarray) -> np.ndarray:
+    """Angle (radians, 0..2pi) of points (n, 3) around the long axis, from anterior towards lateral."""
+    points = np.asarray(points, dtype=np.float64)
+    return np.mod(np.arctan2(lateral_sign(limb.side) * points[:, 0], points[:, 1]), 2.0 * np.pi)
+
+
+def trimline_curve(trimline: Trimline, limb: Limb) -> CubicSpline:
+    """Height (mm) of the trimline as a periodic C2 function of the angle (radians, from anterior towards lateral)."""
+    angles = np.mod(np.radians([p.angle_deg for p in trimline.points]), 2.0 * np.pi)
+    heights = np.array([limb.named_level(p.landmark) + p.offset_mm for p in trimline.points])
+    order = np.argsort(angles)
+    angles, heights = angles[order], heights[order]
+    return CubicSpline(np.append(angles, angles[0] + 2.0 * np.pi), np.append(heights, heights[0]), bc_type="periodic")
+
+
+def trim_level(trimline: Trimline, limb: Limb, points: np.ndarray) -> np.ndarray:
+    """Signed height (n,) of points (n, 3) above the trimline (mm; < 0 below it, i.e. inside the socket)."""
+    curve = trimline_curve(trimline, limb)
+    return np.asarray(points)[:, 2] - curve(frame_angles(limb, points))
+
+
+def check_below_brim(trimline: Trimline, limb: Limb) -> None:
+    """InputError naming the first trimline point that lies above the model's brim (less the margin)."""
+    loop = measure.brim_loop(limb.skin)
+    if loop is None:
+        return
+    brim = limb.skin.vertices[loop]
+    brim_angles = frame_angles(limb, brim)
+    curve = trimline_curve(trimline, limb)
+    order = np.argsort(brim_angles)
+    angles = np.append(brim_angles[order], brim_angles[order][0] + 2.0 * np.pi)
+    brim_height = np.append(brim[order, 2], brim[order[0], 2])
+    samples = np.linspace(0.0, 2.0 * np.pi, 720, endpoint=False)
+    room = np.interp(samples, angles, brim_height, period=2.0 * np.pi) - BRIM_MARGIN_MM - curve(samples)
+    if room.min() >= 0.0:
+        return
+    worst = samples[np.argmin(room)]
+    gaps = np.abs(np.angle(np.exp(1j * (np.radians([p.angle_deg for p in trimline.points]) - worst))))
+    point = trimline.points[int(np.argmin(gaps))]
+    raise InputError(
+        f"trimline near point '{point.name}' ({point.landmark} {point.offset_mm:+g} mm) lies "
+        f"{-room.min():.0f} mm above the model's brim; lower it (--trim {point.name}="
+        f"{point.offset_mm + np.floor(room.min()) - 1:g}) or capture the limb higher")

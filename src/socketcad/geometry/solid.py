@@ -1,0 +1,271 @@
+"""Solids from surfaces: level-set cuts, offset shells, and booleans (manifold3d).
+
+Offsets are along vertex normals, as a prosthetist's "add 4 mm of wall" means; on a
+smooth surface whose curvature radius exceeds the offset this is the exact parallel
+surface up to the discretisation. Booleans go through manifold3d in double precision
+(``Mesh64``), whose output is guaranteed manifold.
+"""
+
+from __future__ import annotations
+
+import manifold3d
+import numpy as np
+import trimesh
+from scipy.spatial import cKDTree
+
+from socketcad.errors import GeometryError
+from socketcad.geometry import deform, measure
+from socketcad.geometry.memo import per_mesh
+
+CIRCLE_SEGMENTS = 96  # 0.05 % radius error for circular holes and discs
+FOLD_AREA_RATIO = 0.3  # an offset face this much smaller than its source is near a fold
+
+
+def cut_below(
+    vertices: np.ndarray, faces: np.ndarray, level: np.ndarray, attributes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The part of a surface where ``level`` < 0, cut exactly along the zero level set.
+
+    vertices (n, 3), faces (m, 3), level (n,) signed values (linear along edges),
+    attributes (n, k) interpolated like the positions (normals, thickness). Returns the
+    new vertices (p, 3), faces (q, 3) with the input's orientation, attributes (p, k).
+    Written here (trimesh slices by planes only) because the trimline is a curved level set.
+    """
+    level = np.where(np.abs(level) < 1e-9, -1e-9, level)  # no vertex exactly on the cut
+    below = level[faces] < 0
+    count = below.sum(axis=1)
+    kept = faces[count == 3]
+    pieces = [kept]
+    crossing = faces[(count == 1) | (count == 2)]
+    flags = below[(count == 1) | (count == 2)]
+    # Rotate each crossing face so its odd vertex (the lone kept or lone dropped one) comes first.
+    odd = np.where(flags.sum(axis=1) == 1, np.argmax(flags, axis=1), np.argmin(flags, axis=1))
+    order = (odd[:, None] + np.arange(3)) % 3
+    rotated = np.take_along_axis(crossing, order, axis=1)
+    lone_kept = flags.sum(axis=1) == 1
+    # New vertices: one per cut edge, shared by the two faces of that edge.
+    edges = np.vstack([rotated[:, [0, 1]], rotated[:, [0, 2]]])
+    keys = np.sort(edges, axis=1)
+    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    a, b = unique[:, 0], unique[:, 1]
+    t = level[a] / (level[a] - level[b])
+    new_points = vertices[a] + t[:, None] * (vertices[b] - vertices[a])
+    n = len(vertices)
+    p01, p02 = (inverse[: len(rotated)] + n, inverse[len(rotated):] + n)
+    first, second, third = rotated.T
+    single = lone_kept
+    pieces.append(np.column_stack([first, p01, p02])[single])
+    double = ~lone_kept  # two kept vertices (second, third): a quad split into two triangles
+    pieces.append(np.column_stack([p01, second, third])[double])
+    pieces.append(np.column_stack([p01, third, p02])[double])
+    all_vertices = np.vstack([vertices, new_points])
+    new_faces = np.vstack(pieces)
+    new_attributes = None
+    if attributes is not None:
+        attributes = np.asarray(attributes, dtype=np.float64).reshape(n, -1)
+        interpolated = attributes[a] + t[:, None] * (attributes[b] - attributes[a])
+        new_attributes = np.vstack([attributes, interpolated])
+    used = np.unique(new_faces)
+    remap = np.full(len(all_vertices), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return (all_vertices[used], remap[new_faces],
+            None if new_attributes is None else new_attributes[used])
+
+
+def boundary_edges(faces: np.ndarray) -> np.ndarray:
+    """Directed edges (k, 2) used by exactly one face, in that face's winding."""
+    directed = np.vstack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    keys = np.sort(directed, axis=1)
+    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    return directed[counts[inverse.reshape(-1)] == 1]
+
+
+def onto_offset(mesh: trimesh.Trimesh, points: np.ndarray, distance_mm: float, iterations: int = 3) -> np.ndarray:
+    """Points (k, 3) moved to ``distance_mm`` from the surface, each along the line from its
+    nearest surface point; iterated.
+
+    The nearest surface point is sought on the faces around the nearest vertex (k-d tree):
+    exact on any reasonable mesh and vectorised, where trimesh.proximity.closest_point costs
+    0.4 ms a point (7 s for 20,000). On a coarse mesh a vertex moved d along its normal is
+    only d cos(angle) from a face tilted by that angle (9.4 mm became 9.08 on the OpenLimb
+    mesh), and near a relief bump it is closer to the bump than to its own faces: this
+    projection corrects both.
+    """
+    incidence = deform.vertex_face_incidence(mesh)
+    tree = _vertex_tree(mesh)
+    points = np.array(points, dtype=np.float64)
+    for _ in range(iterations):
+        _, nearest = tree.query(points)
+        counts = np.diff(incidence.indptr)[nearest]
+        owner = np.repeat(np.arange(len(points)), counts)
+        starts = np.repeat(incidence.indptr[nearest], counts)
+        face = incidence.indices[starts + np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)]
+        closest = trimesh.triangles.closest_point(mesh.vertices[mesh.faces[face]], points[owner])
+        gap = np.linalg.norm(points[owner] - closest, axis=1)
+        first = np.cumsum(counts) - counts
+        order = np.lexsort((gap, owner))  # per owner, smallest gap first
+        best = order[first]
+        away = points - closest[best]
+        points = closest[best] + (distance_mm / np.maximum(gap[best], 1e-12))[:, None] * away
+    return points
+
+
+@per_mesh
+def _vertex_tree(mesh: trimesh.Trimesh) -> cKDTree:
+    return cKDTree(mesh.vertices)
+
+
+def even_thickness_factor(mesh: trimesh.Trimesh, normals: np.ndarray) -> np.ndarray:
+    """Per vertex (n,): how much longer than d a normal offset must be to stay d from the surface.
+
+    At a convex vertex the nearest surface point of v + d n is v itself: factor 1. At a
+    concave or saddle vertex it lies on the faces, and v + d n is only d cos(angle) from the
+    plane of a face tilted by that angle: factor 1 / the smallest cosine (Blender's "even
+    thickness" solidify), capped at 2 (60 degrees) for spikes. normals (n, 3) unit.
+    """
+    face_normals = deform.face_cross_products(mesh, mesh.vertices)
+    face_normals = face_normals / np.maximum(np.linalg.norm(face_normals, axis=1, keepdims=True), 1e-18)
+    cosines = np.einsum("ijk,ik->ij", normals[mesh.faces], face_normals)
+    smallest = np.ones(len(normals))
+    np.minimum.at(smallest, mesh.faces.ravel(), cosines.ravel())
+    # Convex where the adjacent faces' centres lie below the vertex's tangent plane.
+    below = np.einsum("ijk,ijk->ij", mesh.triangles_center[:, None, :] - mesh.vertices[mesh.faces], normals[mesh.faces])
+    height = np.zeros(len(normals))
+    np.add.at(height, mesh.faces.ravel(), below.ravel())
+    return np.where(height < 0.0, 1.0, 1.0 / np.clip(smallest, 0.5, 1.0))
+
+
+def offset_surface(
+    mesh: trimesh.Trimesh, normals: np.ndarray, distance_mm: float, rounds: int = 6, chords_outside: bool = False
+) -> np.ndarray:
+    """Vertices (n, 3) of the surface offset outward by ``distance_mm``, without folds.
+
+    The plain offset (each vertex along its normal (n, 3), lengthened by the even-thickness
+    factor) is exact where the surface's
+    concave curvature radius exceeds the distance; where it is smaller the plain offset
+    folds into a swallowtail (its faces shrink below FOLD_AREA_RATIO of their source, or
+    flip). There, and two rings around, the vertices are alternately smoothed (umbrella
+    operator, boundary pinned) and projected back onto the exact offset (distance_mm
+    from the nearest surface point): the result is the true offset, the envelope that a
+    liner or a wall of that thickness forms over a narrow trough.
+
+    ``chords_outside``: on convex areas a flat face between offset vertices cuts inside the
+    offset by its sagitta (0.3 mm on the 3 mm-edged OpenLimb mesh); push each vertex out by
+    the largest sagitta of its faces so that every face point is at least ``distance_mm``
+    away (for a wall, whose thickness is a minimum).
+    """
+    factor = even_thickness_factor(mesh, normals)
+    offset = mesh.vertices + (distance_mm * factor)[:, None] * normals
+    inexact = np.flatnonzero(distance_mm * (factor - 1.0) > 0.005)  # concave: the faces, not the vertex, are nearest
+    offset[inexact] = onto_offset(mesh, offset[inexact], distance_mm, iterations=2)
+    source = deform.face_cross_products(mesh, mesh.vertices)
+    moved = deform.face_cross_products(mesh, offset)
+    ratio = np.einsum("ij,ij->i", moved, source) / np.maximum(np.einsum("ij,ij->i", source, source), 1e-18)
+    region = np.zeros(len(offset), dtype=bool)
+    region[mesh.faces[ratio < FOLD_AREA_RATIO].ravel()] = True
+    if region.any():
+        offset = _unfold(mesh, offset, region, distance_mm, rounds)
+    if chords_outside:
+        offset = offset + 2.0 * _chord_sagitta(mesh, offset, normals, distance_mm)[:, None] * normals
+    return offset
+
+
+def _unfold(mesh: trimesh.Trimesh, offset: np.ndarray, region: np.ndarray, distance_mm: float, rounds: int) -> np.ndarray:
+    """Offset vertices (n, 3) with the folding ``region`` (n,) and two rings around it
+    alternately smoothed and projected back onto the exact offset (brim pinned)."""
+    incidence = deform.vertex_face_incidence(mesh)
+    for _ in range(2):
+        region = (incidence @ (incidence.T @ region.astype(np.float64))) > 0
+    for loop in measure.boundary_loops(mesh):
+        region[loop] = False
+    moving = np.flatnonzero(region)
+    operator = deform.brim_pinned_laplacian(mesh)[moving]
+    offset = offset.copy()
+    for _ in range(rounds):
+        for _ in range(3):
+            offset[moving] += 0.5 * (operator @ offset - offset[moving])
+        offset[moving] = onto_offset(mesh, offset[moving], distance_mm, iterations=1)
+    return offset
+
+
+def _chord_sagitta(mesh: trimesh.Trimesh, offset: np.ndarray, normals: np.ndarray, distance_mm: float) -> np.ndarray:
+    """Per vertex (n,): the largest depth by which a face's centre falls inside the offset.
+
+    A face's centre should lie ``distance_mm`` out from its source face's centre along the
+    smoothly interpolated normal there (the curved offset); the flat offset face's centre
+    falls short of that by its sagitta on convex areas.
+    """
+    faces = mesh.faces
+    normal = normals[faces].sum(axis=1)
+    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
+    target = mesh.vertices[faces].mean(axis=1) + distance_mm * normal
+    depth = np.maximum(np.einsum("ij,ij->i", target - offset[faces].mean(axis=1), normal), 0.0)
+    sagitta = np.zeros(len(offset))
+    np.maximum.at(sagitta, faces.ravel(), np.repeat(depth, 3))
+    return sagitta
+
+
+def shell(vertices: np.ndarray, faces: np.ndarray, outer: np.ndarray) -> trimesh.Trimesh:
+    """Closed solid between an open surface and an outer surface of the same topology.
+
+    vertices (n, 3) and outer (n, 3) share faces (m, 3), wound with normals pointing from the
+    surface towards the outer one. The surface becomes the solid's inner side (faces
+    reversed), the outer its outer side, and a strip joins them along every boundary edge.
+    """
+    n = len(vertices)
+    rim = boundary_edges(faces)
+    a, b = rim[:, 0], rim[:, 1]
+    strip = np.vstack([np.column_stack([a, b, b + n]), np.column_stack([a, b + n, a + n])])
+    solid_faces = np.vstack([faces[:, ::-1], faces + n, strip])
+    return trimesh.Trimesh(np.vstack([vertices, outer]), solid_faces, process=False, validate=False)
+
+
+def to_manifold(mesh: trimesh.Trimesh) -> manifold3d.Manifold:
+    """A manifold3d solid from a closed, outward-wound trimesh (double precision)."""
+    solid = manifold3d.Manifold(manifold3d.Mesh64(
+        # np.array, not ascontiguousarray: trimesh's TrackedArray subclass must not reach nanobind
+        vert_properties=np.array(mesh.vertices, dtype=np.float64, order="C"),
+        tri_verts=np.array(mesh.faces, dtype=np.uint64, order="C")))
+    if solid.status() != manifold3d.Error.NoError:
+        raise GeometryError(f"the solid is not a closed manifold ({solid.status().name})")
+    return solid
+
+
+def from_manifold(solid: manifold3d.Manifold) -> trimesh.Trimesh:
+    """A trimesh of a manifold3d solid."""
+    mesh = solid.to_mesh64()
+    return trimesh.Trimesh(np.asarray(mesh.vert_properties[:, :3], dtype=np.float64),
+                           np.asarray(mesh.tri_verts, dtype=np.int64), process=False, validate=False)
+
+
+def closed(mesh: trimesh.Trimesh) -> manifold3d.Manifold:
+    """The solid enclosed by an open surface whose openings are closed by flat fans."""
+    return to_manifold(measure.capped(mesh))
+
+
+def cylinder_along(radius_mm: float, start: np.ndarray, direction: np.ndarray, length_mm: float) -> manifold3d.Manifold:
+    """Cylinder of ``radius_mm`` from ``start`` (3,) along the unit ``direction`` (3,) for ``length_mm``."""
+    direction = np.asarray(direction, dtype=np.float64)
+    tilt = np.degrees(np.arccos(np.clip(direction[2], -1.0, 1.0)))
+    heading = np.degrees(np.arctan2(direction[1], direction[0]))
+    body = manifold3d.Manifold.cylinder(length_mm, radius_mm, circular_segments=CIRCLE_SEGMENTS)
+    return body.rotate((0.0, tilt, 0.0)).rotate((0.0, 0.0, heading)).translate(tuple(np.asarray(start, dtype=np.float64)))
+
+
+def thickness_along(body: manifold3d.Manifold, origins: np.ndarray, directions: np.ndarray, reach_mm: float = 100.0) -> np.ndarray:
+    """Material thickness (n,) from each origin (n, 3) on the solid's surface along its unit direction (n, 3), mm.
+
+    The distance to where the ray first leaves the material; NaN where it starts outside the
+    material (over a hole or a cut-out) or never leaves within ``reach_mm``. Rays start 1 um
+    inside so the starting face is not hit. manifold3d's BVH ray cast, one call per ray
+    (faster here than trimesh's vectorised rtree casting: 0.2 s against 1.0 s for 5,500 rays).
+    """
+    start = origins + 1e-3 * directions
+    ends = start + reach_mm * directions
+    thickness = np.full(len(origins), np.nan)
+    for index, (origin, end, direction) in enumerate(zip(start, ends, directions)):
+        hits = body.ray_cast(tuple(origin), tuple(end))
+        if hits and float(np.dot(hits[0].normal, direction)) > 0.0:
+            thickness[index] = hits[0].distance * reach_mm + 1e-3  # manifold3d gives the fraction of the segment
+    return thickness
