@@ -25,6 +25,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_capture.py
 	$(BIN)/python benchmarks/bench_rectify.py
+	$(BIN)/python benchmarks/bench_socket.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info

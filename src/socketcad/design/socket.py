@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import trimesh
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from scipy.spatial import cKDTree
 
 from socketcad.anatomy.limb import Limb
 from socketcad.anatomy.regions import anatomical_vector
@@ -121,8 +122,8 @@ def build_socket(model: Limb, spec: SocketSpec) -> Socket:
     inner = trimesh.Trimesh(vertices, faces, process=False, validate=False)
     wall = solid.to_manifold(solid.shell(vertices, faces, outer))
 
-    cavity = solid.closed(trimesh.Trimesh(offset, skin.faces, process=False, validate=False))
     floor_z = float(vertices[:, 2].min())
+    cavity = _distal_cavity(offset, skin.faces, floor_z + HULL_BLEND_MM + 5.0)
     floor_mm = _floor_thickness(wall_mm, material, closure)
     face_z = floor_z - floor_mm
     block = _distal_block(outer[outer[:, 2] < floor_z + HULL_BLEND_MM], adapter, face_z)
@@ -173,6 +174,13 @@ def _distal_block(outer_points: np.ndarray, adapter, face_z: float):
     radius = 0.5 * adapter.plate_diameter_mm
     disc = np.column_stack([radius * np.cos(angles), radius * np.sin(angles), np.full_like(angles, face_z)])
     return solid.manifold3d.Manifold.hull_points(np.vstack([outer_points, disc]))
+
+
+def _distal_cavity(offset: np.ndarray, faces: np.ndarray, top_z: float):
+    """The cavity (liner-offset surface, closed) below ``top_z``: all the distal block can reach;
+    a small solid, so the booleans do not carry the whole cavity."""
+    vertices, kept, _ = solid.cut_below(offset, faces, offset[:, 2] - top_z)
+    return solid.closed(trimesh.Trimesh(vertices, kept, process=False, validate=False))
 
 
 def _bolt_centres(adapter, face_z: float) -> np.ndarray:
@@ -232,11 +240,12 @@ def _floor_height_at(inner: trimesh.Trimesh, x: float, y: float, default: float)
 def measured_wall_thickness(socket: Socket) -> tuple[np.ndarray, np.ndarray]:
     """Wall thickness (n,) measured on the built solid by ray casting from each inner-surface
     vertex along its outward normal (mm), and the mask (n,) of vertices it is measured at:
-    below the trimline (not on the cut edge) and not over an opening (bolt hole, lock, port;
-    within the opening's radius + the wall thickness of its axis)."""
+    below the trimline (more than a wall thickness from the cut edge) and not over an
+    opening (bolt hole, lock, port: within the opening's radius + the wall thickness of its axis)."""
     vertices = socket.inner.vertices
-    measured = np.ones(len(vertices), dtype=bool)
-    measured[np.unique(solid.boundary_edges(socket.inner.faces))] = False
+    edge = vertices[np.unique(solid.boundary_edges(socket.inner.faces))]
+    # Within a wall thickness of the cut edge a normal ray can leave through the edge's face.
+    measured = cKDTree(edge).query(vertices)[0] > socket.wall_thickness_mm + 0.5
     for opening in socket.openings:
         measured &= opening.distance_mm(vertices) > opening.radius_mm + socket.wall_thickness_mm
     thickness = np.full(len(vertices), np.nan)

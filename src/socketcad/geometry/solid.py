@@ -45,10 +45,9 @@ def cut_below(
     lone_kept = flags.sum(axis=1) == 1
     # New vertices: one per cut edge, shared by the two faces of that edge.
     edges = np.vstack([rotated[:, [0, 1]], rotated[:, [0, 2]]])
-    keys = np.sort(edges, axis=1)
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    a, b = unique[:, 0], unique[:, 1]
+    low, high = edges.min(axis=1).astype(np.int64), edges.max(axis=1).astype(np.int64)
+    keys, inverse = np.unique(low * len(vertices) + high, return_inverse=True)
+    a, b = keys // len(vertices), keys % len(vertices)
     t = level[a] / (level[a] - level[b])
     new_points = vertices[a] + t[:, None] * (vertices[b] - vertices[a])
     n = len(vertices)
@@ -75,10 +74,10 @@ def cut_below(
 
 def boundary_edges(faces: np.ndarray) -> np.ndarray:
     """Directed edges (k, 2) used by exactly one face, in that face's winding."""
-    directed = np.vstack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    keys = np.sort(directed, axis=1)
-    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
-    return directed[counts[inverse.reshape(-1)] == 1]
+    directed = np.vstack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).astype(np.int64)
+    keys = np.minimum(directed[:, 0], directed[:, 1]) * (int(faces.max()) + 1) + np.maximum(directed[:, 0], directed[:, 1])
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)  # 1-D: 10x faster than axis=0
+    return directed[counts[inverse] == 1]
 
 
 def onto_offset(mesh: trimesh.Trimesh, points: np.ndarray, distance_mm: float, iterations: int = 3) -> np.ndarray:
@@ -87,28 +86,32 @@ def onto_offset(mesh: trimesh.Trimesh, points: np.ndarray, distance_mm: float, i
 
     The nearest surface point is sought on the faces around the nearest vertex (k-d tree):
     exact on any reasonable mesh and vectorised, where trimesh.proximity.closest_point costs
-    0.4 ms a point (7 s for 20,000). On a coarse mesh a vertex moved d along its normal is
-    only d cos(angle) from a face tilted by that angle (9.4 mm became 9.08 on the OpenLimb
-    mesh), and near a relief bump it is closer to the bump than to its own faces: this
-    projection corrects both.
+    0.4 ms a point (7 s for 20,000).
     """
-    incidence = deform.vertex_face_incidence(mesh)
+    table = _faces_around(mesh)
     tree = _vertex_tree(mesh)
     points = np.array(points, dtype=np.float64)
     for _ in range(iterations):
         _, nearest = tree.query(points)
-        counts = np.diff(incidence.indptr)[nearest]
-        owner = np.repeat(np.arange(len(points)), counts)
-        starts = np.repeat(incidence.indptr[nearest], counts)
-        face = incidence.indices[starts + np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)]
-        closest = trimesh.triangles.closest_point(mesh.vertices[mesh.faces[face]], points[owner])
-        gap = np.linalg.norm(points[owner] - closest, axis=1)
-        first = np.cumsum(counts) - counts
-        order = np.lexsort((gap, owner))  # per owner, smallest gap first
-        best = order[first]
-        away = points - closest[best]
-        points = closest[best] + (distance_mm / np.maximum(gap[best], 1e-12))[:, None] * away
+        candidates = table[nearest]  # (k, valence)
+        repeated = np.repeat(points, candidates.shape[1], axis=0)
+        closest = trimesh.triangles.closest_point(mesh.triangles[candidates.ravel()], repeated)
+        closest = closest.reshape(len(points), -1, 3)
+        gap = np.linalg.norm(points[:, None, :] - closest, axis=2)
+        best = np.argmin(gap, axis=1)
+        rows = np.arange(len(points))
+        anchor, reach = closest[rows, best], gap[rows, best]
+        points = anchor + (distance_mm / np.maximum(reach, 1e-12))[:, None] * (points - anchor)
     return points
+
+
+@per_mesh
+def _faces_around(mesh: trimesh.Trimesh) -> np.ndarray:
+    """(n, max valence) faces around each vertex, rows padded with their first face."""
+    incidence = deform.vertex_face_incidence(mesh)
+    counts = np.diff(incidence.indptr)
+    position = np.arange(int(counts.max()))[None, :]
+    return incidence.indices[incidence.indptr[:-1, None] + np.minimum(position, counts[:, None] - 1)]
 
 
 @per_mesh
@@ -137,7 +140,7 @@ def even_thickness_factor(mesh: trimesh.Trimesh, normals: np.ndarray) -> np.ndar
 
 
 def offset_surface(
-    mesh: trimesh.Trimesh, normals: np.ndarray, distance_mm: float, rounds: int = 6, chords_outside: bool = False
+    mesh: trimesh.Trimesh, normals: np.ndarray, distance_mm: float, rounds: int = 3, chords_outside: bool = False
 ) -> np.ndarray:
     """Vertices (n, 3) of the surface offset outward by ``distance_mm``, without folds.
 
