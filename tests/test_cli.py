@@ -274,8 +274,12 @@ def test_demo_writes_its_outputs_and_prints_the_folder(cli, tmp_path):
     out_dir = tmp_path / "a rather long folder name so that the printed path exceeds eighty columns"
     result = cli("demo", "--out", out_dir)
     assert result.code == 0, result.stderr
-    expected = {"limb.stl", "limb.3mf", "limb.aop", "profile.csv", "measures.json"}
+    expected = {"limb.stl", "limb.3mf", "limb.aop", "profile.csv", "measures.json",
+                "socket.stl", "socket.3mf", "socket-inner.aop", "socket-sheet.json"}
     assert {p.name for p in out_dir.iterdir()} == expected
+    socket = trimesh.load(out_dir / "socket.stl")
+    assert socket.is_watertight and socket.volume > 100_000  # mm3
+    assert "component choice:" in result.stdout
     assert all((out_dir / name).stat().st_size > 0 for name in expected)
     assert str(out_dir.resolve()) in result.stdout, "the folder must be printed whole (not wrapped)"
     measures = json.loads((out_dir / "measures.json").read_text())

@@ -445,6 +445,7 @@ def demo(
 ) -> None:
     """Run the main job on a bundled sample limb and write its outputs to a folder."""
     from socketcad.anatomy.export import write_limb
+    from socketcad.design.fabrication import fabrication_sheet, write_socket_outputs
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -460,9 +461,36 @@ def demo(
         out_dir / "measures.json",
         lambda tmp: tmp.write_text(json.dumps(limb_summary(limb) | measures.as_dict(), indent=2)),
     )
+    socket, reasons = demo_socket(limb)
+    sheet = fabrication_sheet(socket)
+    paths = write_socket_outputs(socket, out_dir / "socket.stl", sheet)
     print_measures(limb, measures)
     out.print()
-    say(f"outputs written to {out_dir.resolve()}: limb.stl, limb.3mf, limb.aop, profile.csv, measures.json")
+    for reason in reasons:
+        say(f"component choice: {reason}")
+    print_sheet(sheet)
+    names = ", ".join(p.name for p in paths.values())
+    say(f"outputs written to {out_dir.resolve()}: limb.stl, limb.3mf, limb.aop, profile.csv, measures.json, {names}")
+
+
+def demo_socket(limb: Limb):
+    """The demo's test socket: landmarks, the template for the limb's level, the components the
+    selection rules propose for a K3 walker with intact skin and stable volume."""
+    from socketcad.anatomy.landmarks import locate_landmarks
+    from socketcad.design.components import SelectionInputs, propose_system
+    from socketcad.design.rectify import rectify as apply_plan
+    from socketcad.design.socket import SocketSpec, build_socket
+    from socketcad.design.templates import TemplateInputs, template_plan
+
+    limb = locate_landmarks(limb)
+    length = float(limb.skin.vertices[:, 2].max())
+    proposal = propose_system(SelectionInputs(level=limb.level, k_level=3, residual_length_mm=length,
+                                              skin_condition="intact", volume_stability="stable", hand_dexterity="good"))
+    template = "ptb" if limb.level == "transtibial" else "subischial"
+    plan = template_plan(template, limb, TemplateInputs(liner_thickness_mm=proposal.liner.thickness_mm))
+    spec = SocketSpec(socket_type=template, liner=proposal.liner.id, closure=proposal.closure.id,
+                      adapter=proposal.adapter.id, material="petg", stage="test", k_level=3)
+    return build_socket(apply_plan(limb, plan).rectified_limb(), spec), proposal.reasons
 
 
 def say(line: str) -> None:

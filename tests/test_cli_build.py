@@ -1,0 +1,56 @@
+"""`socketcad build` end to end, bad input included (issue 4)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import trimesh
+
+TT = "sample:openlimb-tt-mean"
+SUCTION = ("--liner", "silicone_seal_in_6", "--closure", "seal_in_suction")
+
+
+def test_build_writes_socket_3mf_aop_and_sheet(cli, tmp_path):
+    out = tmp_path / "socket.stl"
+    run = cli("build", TT, "--template", "tsb", *SUCTION, "--material", "pla", "--k-level", "2",
+              "--trim", "posterior=10", "-o", out, "--json")
+    assert run.code == 0, run.stderr
+    sheet = json.loads(run.stdout)
+    assert sheet["socket_type"] == "tsb" and sheet["adapter"]["name"].startswith("Socket adapter with 4-hole")
+    assert sheet["wall_thickness_mm"] == 4.2  # PLA at K2, from the catalogue
+    assert next(p for p in sheet["trimline"] if p["name"] == "posterior")["offset_mm"] == 10.0
+    assert {p.name for p in tmp_path.iterdir()} == {"socket.stl", "socket.3mf", "socket-inner.aop", "socket-sheet.json"}
+    solid = trimesh.load(out)
+    assert solid.is_watertight
+    assert sheet["material_volume_cm3"] == pytest.approx(solid.volume / 1000, rel=0.01)
+
+
+def test_build_from_a_spec_file_with_option_overrides(cli, tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("socket_type: ptb\nliner: silicone_locking_6\nclosure: pin_lock_icelock\nwall_thickness_mm: 5\n")
+    run = cli("build", TT, "--template", "ptb", "--spec", spec, "--wall-mm", "6", "-o", tmp_path / "s.stl", "--json")
+    assert run.code == 0, run.stderr
+    sheet = json.loads(run.stdout)
+    assert sheet["wall_thickness_mm"] == 6.0 and sheet["adapter"]["name"].startswith("Pin-lock housing")
+
+
+@pytest.mark.parametrize("args, words", [
+    pytest.param(("--liner", "tpe_cushion_6", "--closure", "pin_lock_icelock"), "needs a locking liner", id="incompatible"),
+    pytest.param((*SUCTION, "--trim", "anterior=150"), "lies 3", id="trimline above the brim"),
+    pytest.param((*SUCTION, "--wall-mm", "-2"), "wall_thickness_mm: -2 mm is outside", id="negative wall"),
+    pytest.param((*SUCTION, "--trim", "posterior"), "--trim posterior: give NAME=MM", id="bad trim"),
+    pytest.param(("--liner", "kevlar", "--closure", "seal_in_suction"), "unknown liner 'kevlar'", id="unknown liner"),
+    pytest.param((*SUCTION, "--type", "quad"), "'quad' is a transfemoral socket", id="other level"),
+    pytest.param((*SUCTION, "--k-level", "9"), "k_level", id="k-level"),
+])
+def test_bad_builds_exit_2_with_one_line_and_write_nothing(cli, tmp_path, args, words):
+    run = cli("build", TT, "--template", "ptb", *args, "-o", tmp_path / "socket.stl")
+    assert run.code == 2
+    assert words in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_build_needs_an_stl_output(cli, tmp_path):
+    run = cli("build", TT, "--template", "ptb", *SUCTION, "-o", tmp_path / "socket.obj")
+    assert run.code == 2 and "written as .stl" in run.stderr
