@@ -113,20 +113,33 @@ def build_socket(model: Limb, spec: SocketSpec) -> Socket:
     liner_mm = liner.thickness_mm * (1.0 - liner.compression_pct / 100.0)
     skin = _refined(model.skin)
     normals = deform.vertex_normals(skin)
-    offset = solid.offset_surface(skin, normals, liner_mm)
-    outer = solid.offset_surface(skin, normals, liner_mm + wall_mm, chords_outside=True)
+    offset = solid.offset_surface(skin, liner_mm)
+    outer = solid.offset_surface(skin, liner_mm + wall_mm, chords_outside=True)
     level = trim_level(trimline, model, offset)
     vertices, faces, carried = solid.cut_below(offset, skin.faces, level, np.hstack([normals, outer]))
     directions = carried[:, :3] / np.linalg.norm(carried[:, :3], axis=1, keepdims=True)
     outer = carried[:, 3:]
     inner = trimesh.Trimesh(vertices, faces, process=False, validate=False)
-    wall = solid.to_manifold(solid.shell(vertices, faces, outer))
 
     floor_z = float(vertices[:, 2].min())
-    cavity = _distal_cavity(offset, skin.faces, floor_z + HULL_BLEND_MM + 5.0)
+    # Only the distal part of the wall goes through the booleans (they cost what the whole
+    # mesh costs); the rest is joined back along a shared strip, if the trimline is above it.
+    split_z = floor_z + HULL_BLEND_MM + 15.0
+    rim_low = float(vertices[np.unique(solid.boundary_edges(faces)), 2].min())
+    if rim_low > split_z + wall_mm:
+        lower, upper, seam = solid.split_shell(vertices, faces, outer, split_z)
+    else:  # a very short socket: all of it goes through the booleans
+        lower, upper, seam = solid.shell(vertices, faces, outer), None, None
+    wall = solid.to_manifold(lower)
+    # The cavity cut from the block reaches 0.05 mm into the wall: faces coinciding with the wall's
+    # own would make the union a degenerate case that costs manifold3d seconds.
+    cavity = _distal_cavity(offset + 0.05 * normals, skin.faces, floor_z + HULL_BLEND_MM + 5.0)
     floor_mm = _floor_thickness(wall_mm, material, closure)
     face_z = floor_z - floor_mm
-    block = _distal_block(outer[outer[:, 2] < floor_z + HULL_BLEND_MM], adapter, face_z)
+    # Hull points 0.5 mm inside the wall: a hull through the outer surface's own vertices would
+    # touch it exactly there, a degenerate case that costs manifold3d seconds.
+    inside = outer - 0.5 * directions
+    block = _distal_block(inside[outer[:, 2] < floor_z + HULL_BLEND_MM], adapter, face_z)
     body = (wall + (block - cavity))
     bolts = _bolt_centres(adapter, face_z)
     openings = _openings(bolts, adapter, closure, inner, model, floor_z, face_z, wall_mm)
@@ -134,7 +147,8 @@ def build_socket(model: Limb, spec: SocketSpec) -> Socket:
     notes = [f"inner surface = rectified model + {liner_mm:.2f} mm ({liner.name}: {liner.thickness_mm:g} mm less "
              f"{liner.compression_pct:g} % compression under load)",
              f"wall {wall_mm:g} mm {material.name}; distal floor {floor_mm:g} mm; mounting face at {face_z:.1f} mm"]
-    return Socket(spec, solid.from_manifold(body), inner, directions, skin, trimline, liner_mm, wall_mm, floor_mm,
+    body = solid.from_manifold(body) if upper is None else solid.rejoined(solid.from_manifold(body), upper, seam)
+    return Socket(spec, body, inner, directions, skin, trimline, liner_mm, wall_mm, floor_mm,
                   face_z, bolts, tuple(openings), liner, closure, adapter, material, notes)
 
 
@@ -142,7 +156,8 @@ def _refined(skin: trimesh.Trimesh) -> trimesh.Trimesh:
     """The skin with every face split in four if its median edge exceeds MAX_EDGE_MM: offsetting
     a coarse mesh (the OpenLimb shapes have 3-4.5 mm edges) cuts corners by up to 0.3 mm on
     convex areas."""
-    if np.median(skin.edges_unique_length) <= MAX_EDGE_MM:
+    corners = skin.vertices[skin.faces]
+    if np.median(np.linalg.norm(corners[:, 1] - corners[:, 0], axis=1)) <= MAX_EDGE_MM:  # one edge per face: enough for a median
         return skin
     vertices, faces = trimesh.remesh.subdivide(skin.vertices, skin.faces)
     return trimesh.Trimesh(vertices, faces, process=False, validate=False)

@@ -119,32 +119,31 @@ def _vertex_tree(mesh: trimesh.Trimesh) -> cKDTree:
     return cKDTree(mesh.vertices)
 
 
-def even_thickness_factor(mesh: trimesh.Trimesh, normals: np.ndarray) -> np.ndarray:
+@per_mesh
+def even_thickness_factor(mesh: trimesh.Trimesh) -> np.ndarray:
     """Per vertex (n,): how much longer than d a normal offset must be to stay d from the surface.
 
     At a convex vertex the nearest surface point of v + d n is v itself: factor 1. At a
     concave or saddle vertex it lies on the faces, and v + d n is only d cos(angle) from the
     plane of a face tilted by that angle: factor 1 / the smallest cosine (Blender's "even
-    thickness" solidify), capped at 2 (60 degrees) for spikes. normals (n, 3) unit.
+    thickness" solidify), capped at 2 (60 degrees) for spikes. Normals: deform.vertex_normals.
     """
+    normals = deform.vertex_normals(mesh)
     face_normals = deform.face_cross_products(mesh, mesh.vertices)
     face_normals = face_normals / np.maximum(np.linalg.norm(face_normals, axis=1, keepdims=True), 1e-18)
-    cosines = np.einsum("ijk,ik->ij", normals[mesh.faces], face_normals)
-    smallest = np.ones(len(normals))
-    np.minimum.at(smallest, mesh.faces.ravel(), cosines.ravel())
+    around = _faces_around(mesh)  # (n, valence), rows padded with repeats: harmless for a minimum
+    smallest = np.einsum("ijk,ik->ij", face_normals[around], normals).min(axis=1)
     # Convex where the adjacent faces' centres lie below the vertex's tangent plane.
-    below = np.einsum("ijk,ijk->ij", mesh.triangles_center[:, None, :] - mesh.vertices[mesh.faces], normals[mesh.faces])
-    height = np.zeros(len(normals))
-    np.add.at(height, mesh.faces.ravel(), below.ravel())
+    incidence = deform.vertex_face_incidence(mesh)
+    below = incidence @ mesh.triangles_center - np.diff(incidence.indptr)[:, None] * mesh.vertices
+    height = np.einsum("ij,ij->i", below, normals)  # sum over the faces of (centre - vertex) . normal
     return np.where(height < 0.0, 1.0, 1.0 / np.clip(smallest, 0.5, 1.0))
 
 
-def offset_surface(
-    mesh: trimesh.Trimesh, normals: np.ndarray, distance_mm: float, rounds: int = 3, chords_outside: bool = False
-) -> np.ndarray:
+def offset_surface(mesh: trimesh.Trimesh, distance_mm: float, rounds: int = 2, chords_outside: bool = False) -> np.ndarray:
     """Vertices (n, 3) of the surface offset outward by ``distance_mm``, without folds.
 
-    The plain offset (each vertex along its normal (n, 3), lengthened by the even-thickness
+    The plain offset (each vertex along its normal, deform.vertex_normals, lengthened by the even-thickness
     factor) is exact where the surface's
     concave curvature radius exceeds the distance; where it is smaller the plain offset
     folds into a swallowtail (its faces shrink below FOLD_AREA_RATIO of their source, or
@@ -158,7 +157,8 @@ def offset_surface(
     the largest sagitta of its faces so that every face point is at least ``distance_mm``
     away (for a wall, whose thickness is a minimum).
     """
-    factor = even_thickness_factor(mesh, normals)
+    normals = deform.vertex_normals(mesh)
+    factor = even_thickness_factor(mesh)
     offset = mesh.vertices + (distance_mm * factor)[:, None] * normals
     inexact = np.flatnonzero(distance_mm * (factor - 1.0) > 0.005)  # concave: the faces, not the vertex, are nearest
     offset[inexact] = onto_offset(mesh, offset[inexact], distance_mm, iterations=2)
@@ -204,9 +204,7 @@ def _chord_sagitta(mesh: trimesh.Trimesh, offset: np.ndarray, normals: np.ndarra
     normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
     target = mesh.vertices[faces].mean(axis=1) + distance_mm * normal
     depth = np.maximum(np.einsum("ij,ij->i", target - offset[faces].mean(axis=1), normal), 0.0)
-    sagitta = np.zeros(len(offset))
-    np.maximum.at(sagitta, faces.ravel(), np.repeat(depth, 3))
-    return sagitta
+    return depth[_faces_around(mesh)].max(axis=1)
 
 
 def shell(vertices: np.ndarray, faces: np.ndarray, outer: np.ndarray) -> trimesh.Trimesh:
@@ -272,3 +270,39 @@ def thickness_along(body: manifold3d.Manifold, origins: np.ndarray, directions: 
         if hits and float(np.dot(hits[0].normal, direction)) > 0.0:
             thickness[index] = hits[0].distance * reach_mm + 1e-3  # manifold3d gives the fraction of the segment
     return thickness
+
+
+def split_shell(vertices: np.ndarray, faces: np.ndarray, outer: np.ndarray, height_mm: float) -> tuple[trimesh.Trimesh, trimesh.Trimesh, np.ndarray]:
+    """The shell between a surface (n, 3) and its outer surface (n, 3) as two closed solids,
+    below and above the plane z = height_mm, sharing the strip that closes both at the cut.
+
+    Returns (lower, upper, seam (k, 3): the strip's vertices). So the booleans of the distal
+    parts need only carry the lower solid; ``rejoined`` puts the two back together.
+    """
+    level = vertices[:, 2] - height_mm
+    pieces = []
+    for sign in (1.0, -1.0):
+        part, part_faces, part_outer = cut_below(vertices, faces, sign * level, outer)
+        pieces.append((shell(part, part_faces, part_outer), part, part_faces, part_outer))
+    lower, low_inner, low_faces, low_outer = pieces[0]
+    loop = np.unique(boundary_edges(low_faces))
+    seam = np.vstack([low_inner[loop], low_outer[loop]])
+    return lower, pieces[1][0], seam
+
+
+def rejoined(lower: trimesh.Trimesh, upper: trimesh.Trimesh, seam: np.ndarray) -> trimesh.Trimesh:
+    """One solid from two that share a strip of faces whose vertices are all ``seam`` points
+    (exact coordinates): the strip is dropped from both and the seam vertices merged."""
+    key = np.dtype((np.void, 24))
+    seam_keys = np.ascontiguousarray(seam, dtype=np.float64).view(key).ravel()
+    parts_vertices, parts_faces, offset = [], [], 0
+    for mesh in (lower, upper):
+        points = np.ascontiguousarray(mesh.vertices, dtype=np.float64)
+        on_seam = np.isin(points.view(key).ravel(), seam_keys)
+        keep = ~on_seam[mesh.faces].all(axis=1)
+        parts_vertices.append(points)
+        parts_faces.append(mesh.faces[keep] + offset)
+        offset += len(points)
+    points = np.vstack(parts_vertices)
+    _, first, inverse = np.unique(points.view(key).ravel(), return_index=True, return_inverse=True)
+    return trimesh.Trimesh(points[first], inverse.reshape(-1)[np.vstack(parts_faces)], process=False, validate=False)
