@@ -92,7 +92,7 @@ def onto_offset(mesh: trimesh.Trimesh, points: np.ndarray, distance_mm: float, i
     tree = _vertex_tree(mesh)
     points = np.array(points, dtype=np.float64)
     for _ in range(iterations):
-        _, nearest = tree.query(points)
+        _, nearest = tree.query(points, workers=-1)
         candidates = table[nearest]  # (k, valence)
         repeated = np.repeat(points, candidates.shape[1], axis=0)
         closest = trimesh.triangles.closest_point(mesh.triangles[candidates.ravel()], repeated)
@@ -276,33 +276,34 @@ def split_shell(vertices: np.ndarray, faces: np.ndarray, outer: np.ndarray, heig
     """The shell between a surface (n, 3) and its outer surface (n, 3) as two closed solids,
     below and above the plane z = height_mm, sharing the strip that closes both at the cut.
 
-    Returns (lower, upper, seam (k, 3): the strip's vertices). So the booleans of the distal
-    parts need only carry the lower solid; ``rejoined`` puts the two back together.
+    Returns (lower, upper, seam (k,): upper's vertex indices on that strip). So the booleans of
+    the distal parts need only carry the lower solid; ``rejoined`` puts the two back together.
     """
     level = vertices[:, 2] - height_mm
-    pieces = []
-    for sign in (1.0, -1.0):
-        part, part_faces, part_outer = cut_below(vertices, faces, sign * level, outer)
-        pieces.append((shell(part, part_faces, part_outer), part, part_faces, part_outer))
-    lower, low_inner, low_faces, low_outer = pieces[0]
-    loop = np.unique(boundary_edges(low_faces))
-    seam = np.vstack([low_inner[loop], low_outer[loop]])
-    return lower, pieces[1][0], seam
+    lower = shell(*cut_below(vertices, faces, level, outer))
+    part, part_faces, part_outer = cut_below(vertices, faces, -level, outer)
+    upper = shell(part, part_faces, part_outer)
+    edge = np.unique(boundary_edges(part_faces))
+    loop = edge[np.abs(part[edge, 2] - height_mm) < 1e-6]  # the cut's loop, not the trimline's
+    return lower, upper, np.concatenate([loop, loop + len(part)])
 
 
 def rejoined(lower: trimesh.Trimesh, upper: trimesh.Trimesh, seam: np.ndarray) -> trimesh.Trimesh:
-    """One solid from two that share a strip of faces whose vertices are all ``seam`` points
-    (exact coordinates): the strip is dropped from both and the seam vertices merged."""
+    """One solid from two that share a strip of faces: every vertex of the strip is one of
+    upper's ``seam`` vertices (k,), found in ``lower`` by exact coordinates. The strip is
+    dropped from both and the seam vertices merged."""
     key = np.dtype((np.void, 24))
-    seam_keys = np.ascontiguousarray(seam, dtype=np.float64).view(key).ravel()
-    parts_vertices, parts_faces, offset = [], [], 0
-    for mesh in (lower, upper):
-        points = np.ascontiguousarray(mesh.vertices, dtype=np.float64)
-        on_seam = np.isin(points.view(key).ravel(), seam_keys)
-        keep = ~on_seam[mesh.faces].all(axis=1)
-        parts_vertices.append(points)
-        parts_faces.append(mesh.faces[keep] + offset)
-        offset += len(points)
-    points = np.vstack(parts_vertices)
-    _, first, inverse = np.unique(points.view(key).ravel(), return_index=True, return_inverse=True)
-    return trimesh.Trimesh(points[first], inverse.reshape(-1)[np.vstack(parts_faces)], process=False, validate=False)
+    seam_keys = np.ascontiguousarray(upper.vertices[seam], dtype=np.float64).view(key).ravel()
+    order = np.argsort(seam_keys)
+    points = np.ascontiguousarray(lower.vertices, dtype=np.float64)
+    lower_keys = points.view(key).ravel()
+    on_seam = np.isin(lower_keys, seam_keys)
+    upper_on_seam = np.zeros(len(upper.vertices), dtype=bool)
+    upper_on_seam[seam] = True
+    remap = np.empty(len(points), dtype=np.int64)
+    remap[on_seam] = seam[order[np.searchsorted(seam_keys[order], lower_keys[on_seam])]]
+    remap[~on_seam] = len(upper.vertices) + np.arange(int((~on_seam).sum()))
+    lower_faces = lower.faces[~on_seam[lower.faces].all(axis=1)]
+    upper_faces = upper.faces[~upper_on_seam[upper.faces].all(axis=1)]
+    return trimesh.Trimesh(np.vstack([upper.vertices, points[~on_seam]]), np.vstack([upper_faces, remap[lower_faces]]),
+                           process=False, validate=False)
