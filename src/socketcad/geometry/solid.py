@@ -88,19 +88,21 @@ def onto_offset(mesh: trimesh.Trimesh, points: np.ndarray, distance_mm: float, i
     exact on any reasonable mesh and vectorised, where trimesh.proximity.closest_point costs
     0.4 ms a point (7 s for 20,000).
     """
-    table = _faces_around(mesh)
+    incidence = deform.vertex_face_incidence(mesh)
     tree = _vertex_tree(mesh)
     points = np.array(points, dtype=np.float64)
+    owners = np.arange(len(points))
     for _ in range(iterations):
         _, nearest = tree.query(points, workers=-1)
-        candidates = table[nearest]  # (k, valence)
-        repeated = np.repeat(points, candidates.shape[1], axis=0)
-        closest = trimesh.triangles.closest_point(mesh.triangles[candidates.ravel()], repeated)
-        closest = closest.reshape(len(points), -1, 3)
-        gap = np.linalg.norm(points[:, None, :] - closest, axis=2)
-        best = np.argmin(gap, axis=1)
-        rows = np.arange(len(points))
-        anchor, reach = closest[rows, best], gap[rows, best]
+        counts = np.diff(incidence.indptr)[nearest]
+        starts = np.cumsum(counts) - counts
+        owner = np.repeat(owners, counts)
+        face = incidence.indices[np.repeat(incidence.indptr[nearest] - starts, counts) + np.arange(len(owner))]
+        closest = trimesh.triangles.closest_point(mesh.triangles[face], points[owner])
+        gap = np.linalg.norm(points[owner] - closest, axis=1)
+        best = np.flatnonzero(gap == np.repeat(np.minimum.reduceat(gap, starts), counts))
+        best = best[np.r_[True, owner[best][1:] != owner[best][:-1]]]  # the first of ties, one per point
+        anchor, reach = closest[best], gap[best]
         points = anchor + (distance_mm / np.maximum(reach, 1e-12))[:, None] * (points - anchor)
     return points
 
