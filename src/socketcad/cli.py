@@ -325,6 +325,10 @@ def build(
     if "adapter" not in fields and "closure" in fields:
         fields["adapter"] = "lock_housing_4h" if "pin_lock" in str(fields["closure"]) else "four_hole_43"
     spec = spec_from_dict(fields, "socket spec")
+    if strength:
+        from socketcad.biomech.wall import iso_level
+
+        iso_level(body_mass_kg)  # refused before the build, not after it
     plan = read_plan(plan_file) if plan_file is not None else None
     limb = with_landmarks(load(file, capture_options(units, reference, side, flip, anterior, keep_axis, level)), landmark_file)
     if template is not None:
@@ -362,7 +366,7 @@ def template_inputs_for(spec):
 
 
 def wall_strength_summary(socket, body_mass_kg: float) -> dict:
-    from socketcad.biomech.structure import socket_wall_strength
+    from socketcad.biomech.wall import socket_wall_strength
 
     return socket_wall_strength(socket, body_mass_kg)
 
@@ -378,8 +382,14 @@ def print_sheet(sheet: dict) -> None:
     table.add_row("size", " x ".join(f"{v:g}" for v in sheet["size_mm"]) + " mm")
     table.add_row("print", escape(sheet["print_orientation"]))
     if "wall_strength" in sheet:
-        for key, value in sheet["wall_strength"].items():
-            table.add_row(escape(key), escape(str(value)))
+        strength = sheet["wall_strength"]
+        table.add_row("wall strength", escape(f"ISO 10328 {strength['iso_10328_level']}, {strength['material_strength_mpa']:g} MPa "
+                                              f"({strength['strength_basis']})"))
+        for case in ("heel_strike", "push_off"):
+            row = strength[case]
+            table.add_row(f"  {case.replace('_', ' ')}", f"{row['force_n']:g} N: peak von Mises {row['peak_von_mises_mpa']:g} MPa, "
+                          f"deflection {row['max_deflection_mm']:g} mm, safety factor {row['safety_factor']:g}")
+        table.add_row("  estimates", escape(strength["estimates"]))
     out.print(table)
 
 

@@ -9,13 +9,13 @@ component must carry without losing function (the ultimate strength test is 2 x 
 Forces used (N), and where they come from (the standard itself is paywalled; values were taken from
 publications that reproduce its tables, found through public repositories' literature notes):
 
-| level | cond. I (heel strike) | cond. II (push-off) | source |
+| level | I (heel strike) | II (push-off) | source |
 |---|---|---|---|
-| P3 | 1540 | 1351 | assumption: I from an unverified secondary table; II = I x 1811/2065 (P4's ratio) |
-| P4 | 2065 | 1811 | ISO 10328:2006 Table 1 as reproduced by Lapapong et al. 2014, J Assist Rehabil Ther Technol 2:23211 |
-| P5 | 2240 | 2013 | I: ISO 10328:2016 Table 2 as reproduced by Bader et al. 2023, Bioengineering 10:614 (ultimate 4480 N);
-|    |      |      | II: assumption (commonly quoted value, not verified against the standard) |
-| P6 | 2800 | 2516 | assumption: P5 scaled by body mass 125/100 (conservative: P4 -> P5 rose only 8 % for 25 % more mass) |
+| P3 | 1540 | 1351 | assumption: I from an unverified secondary table; II = I x 1811 / 2065 (P4's ratio) |
+| P4 | 2065 | 1811 | ISO 10328:2006 Table 1, reproduced by Lapapong et al. 2014, J Assist Rehabil Ther Technol 2 |
+| P5 | 2240 | 2013 | I: ISO 10328:2016 Table 2, reproduced by Bader et al. 2023, Bioengineering 10:614 (ultimate |
+|    |      |      | 4480 N); II: assumption (commonly quoted value, not checked against the standard) |
+| P6 | 2800 | 2516 | assumption: P5 x 125 / 100 by body mass (conservative: P4 -> P5 rose 8 % for 25 % more mass) |
 
 Load line on the socket (assumption, not from the standard's offset tables, which could not be checked):
 the test force acts along the socket's long axis (-z, pushing the socket distally) on a line offset from

@@ -74,6 +74,7 @@ class Socket:
     """
 
     spec: SocketSpec
+    model: Limb  # the rectified model it was built on, with its landmarks
     solid: trimesh.Trimesh
     inner: trimesh.Trimesh
     inner_directions: np.ndarray
@@ -148,7 +149,7 @@ def build_socket(model: Limb, spec: SocketSpec) -> Socket:
              f"{liner.compression_pct:g} % compression under load)",
              f"wall {wall_mm:g} mm {material.name}; distal floor {floor_mm:g} mm; mounting face at {face_z:.1f} mm"]
     body = solid.from_manifold(body) if upper is None else solid.rejoined(solid.from_manifold(body), upper, seam)
-    return Socket(spec, body, inner, directions, skin, trimline, liner_mm, wall_mm, floor_mm,
+    return Socket(spec, model, body, inner, directions, skin, trimline, liner_mm, wall_mm, floor_mm,
                   face_z, bolts, tuple(openings), liner, closure, adapter, material, notes)
 
 
