@@ -56,12 +56,12 @@ def main() -> int:
     console = Console(width=150)
     limb = big_smooth_limb()
     model = rectify(limb, template_plan("ptb", limb)).rectified_limb()
-    build, socket = seconds(lambda: build_socket(model, SPEC), 3)
+    build, socket = seconds(lambda: build_socket(model, SPEC), 5)
     body = solid.to_manifold(socket.solid)
     low, high = socket.solid.bounds
     cube = manifold3d.Manifold.cube(tuple(high - low)).translate(tuple(low + 0.5 * (high - low)))
     baseline, _ = seconds(lambda: solid.from_manifold(body + cube), 3)
-    table = Table(title="socket build (median of 3)")
+    table = Table(title="socket build (median of 5)")
     for column in ("model vertices", "socket faces", "one boolean s", "build s", "build / boolean"):
         table.add_column(column, justify="right")
     table.add_row(f"{len(model.skin.vertices):,}", f"{len(socket.solid.faces):,}", f"{baseline:.2f}", f"{build:.2f}",

@@ -14,7 +14,7 @@ from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import load_limb
 from socketcad.design.fabrication import fabrication_sheet, write_socket_outputs
 from socketcad.design.rectify import rectify
-from socketcad.design.socket import SocketSpec, build_socket, measured_wall_thickness, spec_from_dict
+from socketcad.design.socket import HOLE_CLEARANCE_MM, SocketSpec, build_socket, measured_wall_thickness, spec_from_dict
 from socketcad.design.templates import template_plan
 from socketcad.design.trimline import default_trimline, frame_angles, trimline_curve
 from socketcad.errors import InputError
@@ -162,3 +162,17 @@ def test_default_trimlines_exist_for_every_socket_type():
         assert len(default_trimline(name).points) >= 4
     with pytest.raises(InputError, match="unknown socket type"):
         default_trimline("bucket")
+
+
+def test_closures_get_their_distal_clearance(mean, ptb_model, sockets):
+    """A lanyard needs room below the liner (catalogue: 10 mm): the cavity is lengthened; a pin
+    lock's pin (35 mm) fits through the floor into the lock housing below it."""
+    lanyard = build_socket(ptb_model, SocketSpec(socket_type="ptb", liner="silicone_locking_6", closure="lanyard_strap",
+                                                 adapter="four_hole_43"))
+    clearance = lanyard.closure.distal_clearance_mm
+    assert lanyard.inner.vertices[:, 2].min() == pytest.approx(sockets["ptb"].inner.vertices[:, 2].min() - clearance, abs=0.5)
+    assert any("distal clearance" in note for note in lanyard.notes)
+    pin_lock = sockets["ptb"]
+    housing = next(o for o in pin_lock.openings if o.name == "lock housing")
+    pin_room = pin_lock.wall_thickness_mm + housing.length_mm - HOLE_CLEARANCE_MM
+    assert pin_room >= pin_lock.closure.distal_clearance_mm

@@ -26,6 +26,8 @@ from scipy.spatial import cKDTree
 from socketcad.anatomy.limb import Limb
 from socketcad.anatomy.regions import anatomical_vector
 from socketcad.design import components
+from socketcad.design.plan import plan_from_dict
+from socketcad.design.rectify import rectify
 from socketcad.design.trimline import LEVEL_OF, Trimline, check_below_brim, default_trimline, trim_level
 from socketcad.errors import InputError, field_path
 from socketcad.geometry import deform, solid
@@ -34,7 +36,8 @@ SPEC_VERSION = 1
 HULL_BLEND_MM = 30.0  # the distal block blends into the wall over this height above the cavity floor
 VALVE_HEIGHT_MM = 12.0  # valve port axis above the cavity floor; medial (assumption: away from the floor's bolts)
 MAX_EDGE_MM = 2.0  # median edge; finer than this, a 9 mm offset's flat faces stay within 0.1 mm of the curved one
-HOLE_CLEARANCE_MM = 1.0  # cut-outs reach this far past the faces they open, so no film is left
+HOLE_CLEARANCE_MM = 1.0
+CLEARANCE_BLEND_MM = 50.0  # a closure's distal clearance fades out over this length  # cut-outs reach this far past the faces they open, so no film is left
 
 
 class SocketSpec(BaseModel):
@@ -112,6 +115,7 @@ def build_socket(model: Limb, spec: SocketSpec) -> Socket:
     check_below_brim(trimline, model)
 
     liner_mm = liner.thickness_mm * (1.0 - liner.compression_pct / 100.0)
+    model, clearance_note = _with_distal_clearance(model, closure)
     skin = _refined(model.skin)
     normals = deform.vertex_normals(skin)
     offset = solid.offset_surface(skin, liner_mm)
@@ -148,6 +152,7 @@ def build_socket(model: Limb, spec: SocketSpec) -> Socket:
     notes = [f"inner surface = rectified model + {liner_mm:.2f} mm ({liner.name}: {liner.thickness_mm:g} mm less "
              f"{liner.compression_pct:g} % compression under load)",
              f"wall {wall_mm:g} mm {material.name}; distal floor {floor_mm:g} mm; mounting face at {face_z:.1f} mm"]
+    notes += [clearance_note] if clearance_note else []
     body = solid.from_manifold(body) if upper is None else solid.rejoined(solid.from_manifold(body), upper, seam)
     return Socket(spec, model, body, inner, directions, skin, trimline, liner_mm, wall_mm, floor_mm,
                   face_z, bolts, tuple(openings), liner, closure, adapter, material, notes)
@@ -176,11 +181,23 @@ def _check_spec(model: Limb, spec: SocketSpec, liner, closure, adapter, material
     components.check_compatibility(liner, closure, adapter, model.level)
 
 
+def _with_distal_clearance(model: Limb, closure) -> tuple[Limb, str | None]:
+    """The model lengthened distally by the closure's clearance (e.g. a lanyard's strap attachment)
+    where no lock housing provides that space below the liner."""
+    clearance = closure.distal_clearance_mm or 0.0
+    if clearance <= 0.0 or closure.lock_housing_height_mm:
+        return model, None
+    plan = plan_from_dict({"schema_version": 1, "name": f"{closure.id} distal clearance",
+                           "modifications": [{"kind": "distal", "elongation_mm": clearance, "length_mm": CLEARANCE_BLEND_MM}]})
+    note = f"distal clearance {clearance:g} mm for the {closure.name} (cavity lengthened, blended over {CLEARANCE_BLEND_MM:g} mm)"
+    return rectify(model, plan).rectified_limb(), note
+
+
 def _floor_thickness(wall_mm: float, material, closure) -> float:
     """Distal floor (mm) between the cavity's lowest point and the mounting face."""
     floor = wall_mm + material.distal_buildup_mm
-    if closure.lock_housing_height_mm:
-        floor = max(floor, wall_mm + closure.lock_housing_height_mm)
+    if closure.lock_housing_height_mm:  # the lock below the floor, deep enough for the liner's pin
+        floor = max(floor, wall_mm + closure.lock_housing_height_mm, closure.distal_clearance_mm or 0.0)
     return floor
 
 
