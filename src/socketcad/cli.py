@@ -381,6 +381,11 @@ def print_sheet(sheet: dict) -> None:
     table.add_row("openings", escape(", ".join(f"{o['name']} {o['diameter_mm']:g} mm" for o in sheet["openings"]) or "none"))
     table.add_row("size", " x ".join(f"{v:g}" for v in sheet["size_mm"]) + " mm")
     table.add_row("print", escape(sheet["print_orientation"]))
+    table.add_row("checks", f"watertight {sheet['checks']['watertight']}, self-intersecting face pairs "
+                            f"{sheet['checks']['self_intersecting_face_pairs']}")
+    for note in sheet["notes"]:
+        if note.startswith("WARNING"):
+            table.add_row("warning", escape(note))
     if "wall_strength" in sheet:
         strength = sheet["wall_strength"]
         table.add_row("wall strength", escape(f"ISO 10328 {strength['iso_10328_level']}, {strength['material_strength_mpa']:g} MPa "

@@ -16,6 +16,7 @@ import numpy as np
 from socketcad import __version__
 from socketcad.design.socket import Socket
 from socketcad.geometry import aop, io
+from socketcad.geometry.intersect import self_intersections
 
 AOP_SPOKES = 72
 AOP_SLICE_MM = 2.0
@@ -29,9 +30,12 @@ def output_paths(stl_path: Path) -> dict[str, Path]:
 
 
 def fabrication_sheet(socket: Socket, strength: dict | None = None) -> dict:
-    """Plain data for the lab: material, mass, components, print orientation, checks (mm, g, cm3)."""
+    """Plain data for the lab: material, mass, components, print orientation, checks (mm, g, cm3).
+
+    The solid is checked for self-intersections here (about 1 s per 500k faces), not in the build."""
     spec, material = socket.spec, socket.material
     low, high = socket.solid.bounds
+    crossings = int(len(self_intersections(socket.solid)))
     sheet = {
         "socket_type": spec.socket_type,
         "stage": spec.stage,
@@ -56,12 +60,16 @@ def fabrication_sheet(socket: Socket, strength: dict | None = None) -> dict:
                               "weakest direction under bending, so check the wall strength below)"),
         "frame": "limb frame: z up the long axis from the distal end of the limb, y anterior, x the subject's right; mm",
         "notes": socket.notes,
+        "checks": {"watertight": bool(socket.solid.is_watertight), "self_intersecting_face_pairs": crossings},
         "validated": ["watertight manifold solid (manifold3d)",
                       "wall thickness measured by ray casting on the solid (tests: >= specified - 0.1 mm)"],
         "estimates": ["component dimensions marked 'assumption' in the catalogue",
                       "liner compression under load (catalogue)"],
         "socketcad_version": __version__,
     }
+    if crossings:
+        sheet["notes"] = socket.notes + [f"WARNING: {crossings} pairs of faces of the solid cross or touch (a concave "
+                                         "crease narrower than the wall); check the file in the slicer before printing"]
     if strength is not None:
         sheet["wall_strength"] = strength
     return sheet

@@ -37,6 +37,7 @@ HULL_BLEND_MM = 30.0  # the distal block blends into the wall over this height a
 VALVE_HEIGHT_MM = 12.0  # valve port axis above the cavity floor; medial (assumption: away from the floor's bolts)
 MAX_EDGE_MM = 2.0  # median edge; finer than this, a 9 mm offset's flat faces stay within 0.1 mm of the curved one
 HOLE_CLEARANCE_MM = 1.0
+TRIM_ALLOWANCE_MM = 6.0  # model kept above the trimline for the offsets (< trimline.BRIM_MARGIN_MM)
 CLEARANCE_BLEND_MM = 50.0  # a closure's distal clearance fades out over this length  # cut-outs reach this far past the faces they open, so no film is left
 
 
@@ -116,7 +117,7 @@ def build_socket(model: Limb, spec: SocketSpec) -> Socket:
 
     liner_mm = liner.thickness_mm * (1.0 - liner.compression_pct / 100.0)
     model, clearance_note = _with_distal_clearance(model, closure)
-    skin = _refined(model.skin)
+    skin = _refined(_below_trimline(model, trimline))
     normals = deform.vertex_normals(skin)
     offset = solid.offset_surface(skin, liner_mm)
     outer = solid.offset_surface(skin, liner_mm + wall_mm, chords_outside=True)
@@ -156,6 +157,14 @@ def build_socket(model: Limb, spec: SocketSpec) -> Socket:
     body = solid.from_manifold(body) if upper is None else solid.rejoined(solid.from_manifold(body), upper, seam)
     return Socket(spec, model, body, inner, directions, skin, trimline, liner_mm, wall_mm, floor_mm,
                   face_z, bolts, tuple(openings), liner, closure, adapter, material, notes)
+
+
+def _below_trimline(model: Limb, trimline: Trimline) -> trimesh.Trimesh:
+    """The model's skin up to TRIM_ALLOWANCE_MM above the trimline: the socket is made from that
+    only, so the scan's ragged brim (whose offset folds) never takes part."""
+    vertices, faces, _ = solid.cut_below(model.skin.vertices, model.skin.faces,
+                                         trim_level(trimline, model, model.skin.vertices) - TRIM_ALLOWANCE_MM)
+    return trimesh.Trimesh(vertices, faces, process=False, validate=False)
 
 
 def _refined(skin: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -213,7 +222,7 @@ def _distal_cavity(offset: np.ndarray, faces: np.ndarray, top_z: float):
     """The cavity (liner-offset surface, closed) below ``top_z``: all the distal block can reach;
     a small solid, so the booleans do not carry the whole cavity."""
     vertices, kept, _ = solid.cut_below(offset, faces, offset[:, 2] - top_z)
-    return solid.closed(trimesh.Trimesh(vertices, kept, process=False, validate=False))
+    return solid.closed_at_top(trimesh.Trimesh(vertices, kept, process=False, validate=False))
 
 
 def _bolt_centres(adapter, face_z: float) -> np.ndarray:

@@ -25,7 +25,7 @@ from socketcad.anatomy.regions import lateral_sign
 from socketcad.errors import InputError
 from socketcad.geometry import measure
 
-BRIM_MARGIN_MM = 2.0  # the trimline stays this far below the model's brim, so the wall is whole
+BRIM_MARGIN_MM = 8.0  # the trimline stays this far below the model's brim: a scan's edge is ragged
 
 
 class TrimPoint(BaseModel):

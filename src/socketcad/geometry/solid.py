@@ -19,6 +19,7 @@ from socketcad.geometry.memo import per_mesh
 
 CIRCLE_SEGMENTS = 96  # 0.05 % radius error for circular holes and discs
 FOLD_AREA_RATIO = 0.3  # an offset face this much smaller than its source is near a fold
+UNFOLD_PASSES = 2
 
 
 def cut_below(
@@ -103,7 +104,12 @@ def onto_offset(mesh: trimesh.Trimesh, points: np.ndarray, distance_mm: float, i
         best = np.flatnonzero(gap == np.repeat(np.minimum.reduceat(gap, starts), counts))
         best = best[np.r_[True, owner[best][1:] != owner[best][:-1]]]  # the first of ties, one per point
         anchor, reach = closest[best], gap[best]
-        points = anchor + (distance_mm / np.maximum(reach, 1e-12))[:, None] * (points - anchor)
+        scale = distance_mm / np.maximum(reach, 1e-12)
+        moved = anchor + scale[:, None] * (points - anchor)
+        # A projection is a correction: a point sent further than half the distance met a wrong
+        # anchor (a surface that crosses itself, a face seen from behind) and stays put.
+        sane = np.linalg.norm(moved - points, axis=1) < 0.5 * distance_mm
+        points = np.where(sane[:, None], moved, points)
     return points
 
 
@@ -164,26 +170,33 @@ def offset_surface(mesh: trimesh.Trimesh, distance_mm: float, rounds: int = 2, c
     offset = mesh.vertices + (distance_mm * factor)[:, None] * normals
     inexact = np.flatnonzero(distance_mm * (factor - 1.0) > 0.005)  # concave: the faces, not the vertex, are nearest
     offset[inexact] = onto_offset(mesh, offset[inexact], distance_mm, iterations=2)
-    source = deform.face_cross_products(mesh, mesh.vertices)
-    moved = deform.face_cross_products(mesh, offset)
-    ratio = np.einsum("ij,ij->i", moved, source) / np.maximum(np.einsum("ij,ij->i", source, source), 1e-18)
-    region = np.zeros(len(offset), dtype=bool)
-    region[mesh.faces[ratio < FOLD_AREA_RATIO].ravel()] = True
-    if region.any():
+    for attempt in range(UNFOLD_PASSES):  # a pass can leave a narrow crease folded: again, there only
+        ratio = _area_ratio(mesh, offset)
+        folded = ratio < (FOLD_AREA_RATIO if attempt == 0 else 0.0)
+        if not folded.any():
+            break
+        region = np.zeros(len(offset), dtype=bool)
+        region[mesh.faces[folded].ravel()] = True
         offset = _unfold(mesh, offset, region, distance_mm, rounds)
     if chords_outside:
         offset = offset + 2.0 * _chord_sagitta(mesh, offset, normals, distance_mm)[:, None] * normals
     return offset
 
 
+def _area_ratio(mesh: trimesh.Trimesh, moved: np.ndarray) -> np.ndarray:
+    """Per face (m,): signed area of the face on ``moved`` vertices over its own (< 0: flipped)."""
+    source = deform.face_cross_products(mesh, mesh.vertices)
+    after = deform.face_cross_products(mesh, moved)
+    return np.einsum("ij,ij->i", after, source) / np.maximum(np.einsum("ij,ij->i", source, source), 1e-18)
+
+
 def _unfold(mesh: trimesh.Trimesh, offset: np.ndarray, region: np.ndarray, distance_mm: float, rounds: int) -> np.ndarray:
     """Offset vertices (n, 3) with the folding ``region`` (n,) and two rings around it
-    alternately smoothed and projected back onto the exact offset (brim pinned)."""
+    alternately smoothed (boundary vertices only along the boundary: pinned) and projected back
+    onto the exact offset."""
     incidence = deform.vertex_face_incidence(mesh)
     for _ in range(2):
         region = (incidence @ (incidence.T @ region.astype(np.float64))) > 0
-    for loop in measure.boundary_loops(mesh):
-        region[loop] = False
     moving = np.flatnonzero(region)
     operator = deform.brim_pinned_laplacian(mesh)[moving]
     offset = offset.copy()
@@ -245,6 +258,19 @@ def from_manifold(solid: manifold3d.Manifold) -> trimesh.Trimesh:
 def closed(mesh: trimesh.Trimesh) -> manifold3d.Manifold:
     """The solid enclosed by an open surface whose openings are closed by flat fans."""
     return to_manifold(measure.capped(mesh))
+
+
+def closed_at_top(mesh: trimesh.Trimesh) -> manifold3d.Manifold:
+    """The solid enclosed by an outward surface whose openings are flat, horizontal and on top
+    (a surface cut by a plane z = h): each opening is closed by a proper polygon triangulation
+    (manifold3d.triangulate), not a fan, so a non-convex cut still gives a valid solid."""
+    faces = [mesh.faces]
+    for loop in measure.boundary_loops(mesh):
+        xy = mesh.vertices[loop, :2]
+        area = 0.5 * np.sum(xy[:, 0] * np.roll(xy[:, 1], -1) - np.roll(xy[:, 0], -1) * xy[:, 1])
+        loop = loop if area > 0 else loop[::-1]  # counter-clockwise seen from above: the cap faces up
+        faces.append(loop[manifold3d.triangulate([mesh.vertices[loop, :2]])])
+    return to_manifold(trimesh.Trimesh(mesh.vertices, np.vstack(faces), process=False, validate=False))
 
 
 def cylinder_along(radius_mm: float, start: np.ndarray, direction: np.ndarray, length_mm: float) -> manifold3d.Manifold:
