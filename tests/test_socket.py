@@ -189,7 +189,9 @@ def test_transfemoral_subischial_socket_is_watertight_with_the_full_wall():
                                             **SUCTION))
     assert socket.solid.is_watertight and socket.solid.volume > 0
     thickness, measured = measured_wall_thickness(socket)
-    assert thickness[measured].min() >= socket.wall_thickness_mm - 0.1
+    wall = thickness[measured]
+    assert np.isnan(wall).mean() < 0.01  # rays that start outside the material: at the crease only
+    assert np.nanmin(wall) >= socket.wall_thickness_mm - 0.1
     sheet = fabrication_sheet(socket)
     crossings = sheet["checks"]["self_intersecting_face_pairs"]
     assert (crossings > 0) == any(note.startswith("WARNING") for note in sheet["notes"])
