@@ -114,9 +114,40 @@ def build_socket(model: Limb, spec: SocketSpec) -> Socket:
     wall_mm = spec.wall_thickness_mm if spec.wall_thickness_mm is not None else components.wall_thickness_mm(material, spec.k_level)
     trimline = default_trimline(spec.socket_type).with_offsets(spec.trim_offsets_mm)
     check_below_brim(trimline, model)
-
     liner_mm = liner.thickness_mm * (1.0 - liner.compression_pct / 100.0)
     model, clearance_note = _with_distal_clearance(model, closure)
+    wall = _wall(model, trimline, liner_mm, wall_mm)
+    floor_mm = _floor_thickness(wall_mm, material, closure)
+    face_z = wall.floor_z - floor_mm
+    bolts = _bolt_centres(adapter, face_z)
+    openings = _openings(bolts, adapter, closure, wall.inner, model, wall.floor_z, face_z, wall_mm)
+    body = _with_distal_block(wall, adapter, face_z, openings)
+    notes = [f"inner surface = rectified model + {liner_mm:.2f} mm ({liner.name}: {liner.thickness_mm:g} mm less "
+             f"{liner.compression_pct:g} % compression under load)",
+             f"wall {wall_mm:g} mm {material.name}; distal floor {floor_mm:g} mm; mounting face at {face_z:.1f} mm"]
+    notes += [clearance_note] if clearance_note else []
+    return Socket(spec, model, body, wall.inner, wall.directions, wall.skin, trimline, liner_mm, wall_mm, floor_mm,
+                  face_z, bolts, tuple(openings), liner, closure, adapter, material, notes)
+
+
+@dataclass(frozen=True)
+class _Wall:
+    """The wall below the trimline: inner (cavity) surface, its unit normals (n, 3) and outer
+    vertices (n, 3); the model skin it was made from and that skin's liner offset (p, 3)."""
+
+    skin: trimesh.Trimesh
+    liner_offset: np.ndarray
+    inner: trimesh.Trimesh
+    directions: np.ndarray
+    outer: np.ndarray
+
+    @property
+    def floor_z(self) -> float:
+        return float(self.inner.vertices[:, 2].min())
+
+
+def _wall(model: Limb, trimline: Trimline, liner_mm: float, wall_mm: float) -> _Wall:
+    """The cavity (model + loaded liner) and the wall's outer surface, both cut at the trimline."""
     skin = _refined(_below_trimline(model, trimline))
     normals = deform.vertex_normals(skin)
     offset = solid.offset_surface(skin, liner_mm)
@@ -124,39 +155,31 @@ def build_socket(model: Limb, spec: SocketSpec) -> Socket:
     level = trim_level(trimline, model, offset)
     vertices, faces, carried = solid.cut_below(offset, skin.faces, level, np.hstack([normals, outer]))
     directions = carried[:, :3] / np.linalg.norm(carried[:, :3], axis=1, keepdims=True)
-    outer = carried[:, 3:]
     inner = trimesh.Trimesh(vertices, faces, process=False, validate=False)
+    return _Wall(skin, offset, inner, directions, carried[:, 3:])
 
-    floor_z = float(vertices[:, 2].min())
+
+def _with_distal_block(wall: _Wall, adapter, face_z: float, openings: list[Opening]) -> trimesh.Trimesh:
+    """The watertight socket: the wall, the distal block down to the mounting face, less the openings."""
+    vertices, faces, floor_z = wall.inner.vertices, wall.inner.faces, wall.floor_z
     # Only the distal part of the wall goes through the booleans (they cost what the whole
     # mesh costs); the rest is joined back along a shared strip, if the trimline is above it.
     split_z = floor_z + HULL_BLEND_MM + 15.0
     rim_low = float(vertices[np.unique(solid.boundary_edges(faces)), 2].min())
-    if rim_low > split_z + wall_mm:
-        lower, upper, seam = solid.split_shell(vertices, faces, outer, split_z)
+    if rim_low > split_z + float(np.linalg.norm(wall.outer - vertices, axis=1).max()):
+        lower, upper, seam = solid.split_shell(vertices, faces, wall.outer, split_z)
     else:  # a very short socket: all of it goes through the booleans
-        lower, upper, seam = solid.shell(vertices, faces, outer), None, None
-    wall = solid.to_manifold(lower)
+        lower, upper, seam = solid.shell(vertices, faces, wall.outer), None, None
     # The cavity cut from the block reaches 0.05 mm into the wall: faces coinciding with the wall's
     # own would make the union a degenerate case that costs manifold3d seconds.
-    cavity = _distal_cavity(offset + 0.05 * normals, skin.faces, floor_z + HULL_BLEND_MM + 5.0)
-    floor_mm = _floor_thickness(wall_mm, material, closure)
-    face_z = floor_z - floor_mm
-    # Hull points 0.5 mm inside the wall: a hull through the outer surface's own vertices would
-    # touch it exactly there, a degenerate case that costs manifold3d seconds.
-    inside = outer - 0.5 * directions
-    block = _distal_block(inside[outer[:, 2] < floor_z + HULL_BLEND_MM], adapter, face_z)
-    body = (wall + (block - cavity))
-    bolts = _bolt_centres(adapter, face_z)
-    openings = _openings(bolts, adapter, closure, inner, model, floor_z, face_z, wall_mm)
+    normals = deform.vertex_normals(wall.skin)
+    cavity = _distal_cavity(wall.liner_offset + 0.05 * normals, wall.skin.faces, floor_z + HULL_BLEND_MM + 5.0)
+    # Hull points 0.5 mm inside the wall, for the same reason.
+    inside = wall.outer - 0.5 * wall.directions
+    block = _distal_block(inside[wall.outer[:, 2] < floor_z + HULL_BLEND_MM], adapter, face_z)
+    body = solid.to_manifold(lower) + (block - cavity)
     body = body - solid.manifold3d.Manifold.batch_boolean([o.solid() for o in openings], solid.manifold3d.OpType.Add)
-    notes = [f"inner surface = rectified model + {liner_mm:.2f} mm ({liner.name}: {liner.thickness_mm:g} mm less "
-             f"{liner.compression_pct:g} % compression under load)",
-             f"wall {wall_mm:g} mm {material.name}; distal floor {floor_mm:g} mm; mounting face at {face_z:.1f} mm"]
-    notes += [clearance_note] if clearance_note else []
-    body = solid.from_manifold(body) if upper is None else solid.rejoined(solid.from_manifold(body), upper, seam)
-    return Socket(spec, model, body, inner, directions, skin, trimline, liner_mm, wall_mm, floor_mm,
-                  face_z, bolts, tuple(openings), liner, closure, adapter, material, notes)
+    return solid.from_manifold(body) if upper is None else solid.rejoined(solid.from_manifold(body), upper, seam)
 
 
 def _below_trimline(model: Limb, trimline: Trimline) -> trimesh.Trimesh:
