@@ -1,4 +1,4 @@
-"""One exception family for socketcad.
+"""One exception family for socketcad, and one way to turn a validation error into one line.
 
 ``InputError`` is bad user input: the CLI prints its one-line message and exits 2,
 the web answers 4xx. Anything else escaping the library is a bug.
@@ -34,3 +34,27 @@ def field_path(location: tuple, tags: tuple[str, ...] = ()) -> str:
         else:
             path += f".{key}" if path else str(key)
     return path
+
+
+def first_error(exc, tags: tuple[str, ...] = ()) -> str:
+    """pydantic's first error as one line: 'modifications[2].depth_mm: ... (and N more problem(s))'."""
+    errors = exc.errors()
+    where = field_path(errors[0]["loc"], tags)
+    message = str(errors[0]["msg"]).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
+
+
+def validated(model, data: object, source: str, shape: str, tags: tuple[str, ...] = ()):
+    """``model`` (a pydantic class) validated from plain data; InputError naming the first bad field.
+
+    shape: what the data must be when it is not a mapping at all, e.g. 'a plan is a mapping with ...'.
+    """
+    from pydantic import ValidationError
+
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: {shape}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(f"{source}: {first_error(exc, tags)}") from None

@@ -29,9 +29,9 @@ from importlib import resources
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from socketcad.errors import InputError, field_path
+from socketcad.errors import InputError, validated
 
 Level = Literal["transtibial", "transfemoral"]
 LinerKind = Literal["locking", "cushion", "seal_in"]
@@ -179,23 +179,9 @@ def _lookup(parts: tuple, id: str, what: str):
     raise InputError(f"unknown {what} '{id}'; known {what}s: {', '.join(part.id for part in parts)}")
 
 
-def _one_line(exc: ValidationError) -> str:
-    """pydantic's first error as 'field.path: message (and N more problem(s))'."""
-    errors = exc.errors()
-    where = field_path(errors[0]["loc"])
-    message = errors[0]["msg"].removeprefix("Value error, ")
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return f"{where}: {message}{more}" if where else f"{message}{more}"
-
-
 def catalogue_from_dict(data: object, source: str = "catalogue") -> Catalogue:
     """Validate plain data as a catalogue; InputError naming the first bad field."""
-    if not isinstance(data, dict):
-        raise InputError(f"{source}: a catalogue is a mapping with liners, closures, adapters and materials")
-    try:
-        return Catalogue.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(f"{source}: {_one_line(exc)}") from None
+    return validated(Catalogue, data, source, "a catalogue is a mapping with liners, closures, adapters and materials")
 
 
 @cache
@@ -228,12 +214,7 @@ class SelectionInputs(_Record):
 
 def selection_from_dict(data: object, source: str = "selection") -> SelectionInputs:
     """Validate plain data as selection inputs; InputError naming the first bad field."""
-    if not isinstance(data, dict):
-        raise InputError(f"{source}: selection inputs are a mapping (level, k_level, residual_length_mm, ...)")
-    try:
-        return SelectionInputs.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(f"{source}: {_one_line(exc)}") from None
+    return validated(SelectionInputs, data, source, "selection inputs are a mapping (level, k_level, residual_length_mm, ...)")
 
 
 class Proposal(_Record):

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from socketcad.anatomy.landmarks import known_landmarks
 from socketcad.anatomy.regions import FACING_VECTORS
-from socketcad.errors import InputError, field_path
+from socketcad.errors import validated
 from socketcad.geometry import io
 from socketcad.geometry.deform import SMOOTHERSTEP_MAX_SLOPE
 
@@ -196,22 +196,7 @@ class RectificationPlan(_Record):
 
 def plan_from_dict(data: object, source: str = "plan") -> RectificationPlan:
     """Validate plain data as a plan; InputError naming the first bad field."""
-    if not isinstance(data, dict):
-        raise InputError(f"{source}: a plan is a mapping with schema_version and modifications")
-    try:
-        return RectificationPlan.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(f"{source}: {_first_error(exc)}") from None
-
-
-def _first_error(exc: ValidationError) -> str:
-    """One line for pydantic's first error: 'modifications[2].depth_mm: ...'."""
-    errors = exc.errors()
-    error = errors[0]
-    where = field_path(error["loc"], KINDS)
-    message = error["msg"].removeprefix("Value error, ")
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return f"{where}: {message}{more}" if where else f"{message}{more}"
+    return validated(RectificationPlan, data, source, "a plan is a mapping with schema_version and modifications", KINDS)
 
 
 def read_plan(path: str | Path) -> RectificationPlan:

@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 import trimesh
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial import cKDTree
 
 from socketcad.anatomy.limb import Limb
@@ -29,7 +29,7 @@ from socketcad.design import components
 from socketcad.design.plan import plan_from_dict
 from socketcad.design.rectify import rectify
 from socketcad.design.trimline import LEVEL_OF, Trimline, check_below_brim, default_trimline, trim_level
-from socketcad.errors import InputError, field_path
+from socketcad.errors import InputError, validated
 from socketcad.geometry import deform, solid
 
 SPEC_VERSION = 1
@@ -60,11 +60,7 @@ class SocketSpec(BaseModel):
 
 def spec_from_dict(data: object, source: str = "socket spec") -> SocketSpec:
     """A validated SocketSpec; InputError naming the field otherwise."""
-    try:
-        return SocketSpec.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise InputError(f"{source}: {field_path(error['loc'])}: {error['msg']}") from None
+    return validated(SocketSpec, data, source, "a socket spec is a mapping of fields (socket_type, liner, closure, ...)")
 
 
 @dataclass(frozen=True)
