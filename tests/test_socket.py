@@ -182,7 +182,7 @@ def test_closures_get_their_distal_clearance(mean, ptb_model, sockets):
 def test_transfemoral_subischial_socket_is_watertight_with_the_full_wall():
     """The OpenLimbTF mean's skin ends below the ischium, so the subischial brim is lowered to fit
     (posterior -40, medial -20 mm). Known defect, reported in the fabrication sheet: a concave crease
-    on the lateral distal thigh narrower than the wall leaves touching faces (about 450 pairs)."""
+    on the lateral distal thigh narrower than the wall leaves crossing faces (about 80 pairs)."""
     limb = locate_landmarks(load_limb("sample:openlimb-tf-mean"))
     model = rectify(limb, template_plan("subischial", limb)).rectified_limb()
     socket = build_socket(model, SocketSpec(socket_type="subischial", trim_offsets_mm={"posterior": -40, "medial": -20},

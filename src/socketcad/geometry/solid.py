@@ -19,7 +19,7 @@ from socketcad.geometry.memo import per_mesh
 
 CIRCLE_SEGMENTS = 96  # 0.05 % radius error for circular holes and discs
 FOLD_AREA_RATIO = 0.3  # an offset face this much smaller than its source is near a fold
-UNFOLD_PASSES = 2
+UNFOLD_PASSES = 3
 
 
 def cut_below(
@@ -81,7 +81,8 @@ def boundary_edges(faces: np.ndarray) -> np.ndarray:
     return directed[counts[inverse] == 1]
 
 
-def onto_offset(mesh: trimesh.Trimesh, points: np.ndarray, distance_mm: float, iterations: int = 3) -> np.ndarray:
+def onto_offset(mesh: trimesh.Trimesh, points: np.ndarray, distance_mm: float, iterations: int = 3,
+                out_only: bool = False) -> np.ndarray:
     """Points (k, 3) moved to ``distance_mm`` from the surface, each along the line from its
     nearest surface point; iterated.
 
@@ -105,7 +106,7 @@ def onto_offset(mesh: trimesh.Trimesh, points: np.ndarray, distance_mm: float, i
         best = best[np.r_[True, owner[best][1:] != owner[best][:-1]]]  # the first of ties, one per point
         anchor, reach = closest[best], gap[best]
         scale = distance_mm / np.maximum(reach, 1e-12)
-        moved = anchor + scale[:, None] * (points - anchor)
+        moved = anchor + (np.maximum(scale, 1.0) if out_only else scale)[:, None] * (points - anchor)
         # A projection is a correction: a point sent further than half the distance met a wrong
         # anchor (a surface that crosses itself, a face seen from behind) and stays put.
         sane = np.linalg.norm(moved - points, axis=1) < 0.5 * distance_mm
@@ -170,14 +171,15 @@ def offset_surface(mesh: trimesh.Trimesh, distance_mm: float, rounds: int = 2, c
     offset = mesh.vertices + (distance_mm * factor)[:, None] * normals
     inexact = np.flatnonzero(distance_mm * (factor - 1.0) > 0.005)  # concave: the faces, not the vertex, are nearest
     offset[inexact] = onto_offset(mesh, offset[inexact], distance_mm, iterations=2)
-    for attempt in range(UNFOLD_PASSES):  # a pass can leave a narrow crease folded: again, there only
+    # A pass can leave a narrow crease folded: again, there only, bridging it this time.
+    for attempt in range(UNFOLD_PASSES):
         ratio = _area_ratio(mesh, offset)
         folded = ratio < (FOLD_AREA_RATIO if attempt == 0 else 0.0)
         if not folded.any():
             break
         region = np.zeros(len(offset), dtype=bool)
         region[mesh.faces[folded].ravel()] = True
-        offset = _unfold(mesh, offset, region, distance_mm, rounds)
+        offset = _unfold(mesh, offset, region, distance_mm, rounds, out_only=attempt > 0)
     if chords_outside:
         offset = offset + 2.0 * _chord_sagitta(mesh, offset, normals, distance_mm)[:, None] * normals
     return offset
@@ -190,10 +192,12 @@ def _area_ratio(mesh: trimesh.Trimesh, moved: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", after, source) / np.maximum(np.einsum("ij,ij->i", source, source), 1e-18)
 
 
-def _unfold(mesh: trimesh.Trimesh, offset: np.ndarray, region: np.ndarray, distance_mm: float, rounds: int) -> np.ndarray:
+def _unfold(mesh: trimesh.Trimesh, offset: np.ndarray, region: np.ndarray, distance_mm: float, rounds: int,
+            out_only: bool = False) -> np.ndarray:
     """Offset vertices (n, 3) with the folding ``region`` (n,) and two rings around it
     alternately smoothed (boundary vertices only along the boundary: pinned) and projected back
-    onto the exact offset."""
+    onto the exact offset; ``out_only``: only where they came closer than the distance, so a crease
+    that the exact offset would collapse to a corner is bridged instead."""
     incidence = deform.vertex_face_incidence(mesh)
     for _ in range(2):
         region = (incidence @ (incidence.T @ region.astype(np.float64))) > 0
@@ -203,7 +207,7 @@ def _unfold(mesh: trimesh.Trimesh, offset: np.ndarray, region: np.ndarray, dista
     for _ in range(rounds):
         for _ in range(3):
             offset[moving] += 0.5 * (operator @ offset - offset[moving])
-        offset[moving] = onto_offset(mesh, offset[moving], distance_mm, iterations=1)
+        offset[moving] = onto_offset(mesh, offset[moving], distance_mm, iterations=1, out_only=out_only)
     return offset
 
 
