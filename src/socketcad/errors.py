@@ -45,10 +45,11 @@ def first_error(exc, tags: tuple[str, ...] = ()) -> str:
     return f"{where}: {message}{more}" if where else f"{message}{more}"
 
 
-def validated(model, data: object, source: str, shape: str, tags: tuple[str, ...] = ()):
+def validated(model, data: object, source: str, shape: str, tags: tuple[str, ...] = (), describe=None):
     """``model`` (a pydantic class) validated from plain data; InputError naming the first bad field.
 
     shape: what the data must be when it is not a mapping at all, e.g. 'a plan is a mapping with ...'.
+    describe: the validation error as one line (default first_error), for records with their own wording.
     """
     from pydantic import ValidationError
 
@@ -57,4 +58,4 @@ def validated(model, data: object, source: str, shape: str, tags: tuple[str, ...
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InputError(f"{source}: {first_error(exc, tags)}") from None
+        raise InputError(f"{source}: {describe(exc) if describe else first_error(exc, tags)}") from None

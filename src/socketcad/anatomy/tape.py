@@ -30,7 +30,7 @@ from scipy.interpolate import CubicHermiteSpline, PchipInterpolator
 
 from socketcad.anatomy.limb import Limb
 from socketcad.anatomy.samples import get_sample, is_sample
-from socketcad.errors import InputError, field_path
+from socketcad.errors import InputError, field_path, validated
 from socketcad.geometry import io, measure
 from socketcad.geometry.frame import Frame
 from socketcad.geometry.units import UnitChoice
@@ -174,12 +174,8 @@ def _check_widths(m: TapeMeasures) -> None:
 
 def parse_tape(data: object, source: str = "tape measures") -> TapeMeasures:
     """TapeMeasures from parsed YAML/JSON data; InputError with one line naming the field."""
-    if not isinstance(data, dict):
-        raise InputError(f"{source}: expected a mapping of fields (level, reference, residual_length_mm, ...)")
-    try:
-        return TapeMeasures.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(f"{source}: {_one_line(exc)}") from None
+    return validated(TapeMeasures, data, source, "expected a mapping of fields (level, reference, residual_length_mm, ...)",
+                     describe=_one_line)
 
 
 def _one_line(exc: ValidationError) -> str:

@@ -259,11 +259,6 @@ def from_manifold(solid: manifold3d.Manifold) -> trimesh.Trimesh:
                            np.asarray(mesh.tri_verts, dtype=np.int64), process=False, validate=False)
 
 
-def closed(mesh: trimesh.Trimesh) -> manifold3d.Manifold:
-    """The solid enclosed by an open surface whose openings are closed by flat fans."""
-    return to_manifold(measure.capped(mesh))
-
-
 def closed_at_top(mesh: trimesh.Trimesh) -> manifold3d.Manifold:
     """The solid enclosed by an outward surface whose openings are flat, horizontal and on top
     (a surface cut by a plane z = h): each opening is closed by a proper polygon triangulation
