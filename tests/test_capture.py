@@ -57,6 +57,18 @@ def test_scanner_debris_is_dropped_and_small_holes_filled():
     assert len(measure_loops := repair.boundary_loops(limb.skin)) == 1, len(measure_loops)
 
 
+@pytest.mark.parametrize("name", TT_SHAPES + ["openlimb-tf-mean"])
+def test_captured_sample_skins_have_no_pleats_or_self_intersections(name):
+    """Every offset (liner, wall) of a folded or crossing skin crosses itself. The mode shapes
+    carry a face held by its corners and twisted holes at the distal end, the TF mean one pleat."""
+    from socketcad.geometry import deform
+    from socketcad.geometry.intersect import self_intersections
+
+    skin = load_limb(f"sample:{name}").skin
+    assert len(deform.inverted_faces(skin)) == 0
+    assert len(self_intersections(skin)) == 0
+
+
 def test_punched_hole_is_filled_without_changing_volume(tmp_path):
     scan = load_limb("sample:ampscan-tt-scan")
     centre = scan.skin.vertices[np.argmin(np.abs(scan.skin.vertices[:, 2] - 120))]

@@ -18,7 +18,7 @@ import trimesh
 from socketcad.anatomy.bones import label_bones
 from socketcad.anatomy.samples import get_sample, is_sample
 from socketcad.errors import InputError
-from socketcad.geometry import aop, frame as frames, io, measure, repair
+from socketcad.geometry import aop, deform, frame as frames, io, measure, repair
 from socketcad.geometry.units import UnitChoice, choose_units, unit_scale
 
 if TYPE_CHECKING:
@@ -167,6 +167,10 @@ def _clean(mesh: trimesh.Trimesh, options: CaptureOptions, notes: list[str], sou
         notes.append(f"dropped {len(parts.debris)} loose fragment(s) as scanner debris "
                      f"({sum(len(p.faces) for p in parts.debris)} faces)")
     skin = parts.shell
+    if options.clean:
+        skin, dangling = repair.drop_dangling_faces(skin)
+        if dangling:
+            notes.append(f"dropped {dangling} face(s) held to the surface by their corners only")
     if options.clean and options.max_hole_perimeter_mm > 0:
         skin, filled = repair.fill_holes(skin, options.max_hole_perimeter_mm)
         if filled:
@@ -174,6 +178,11 @@ def _clean(mesh: trimesh.Trimesh, options: CaptureOptions, notes: list[str], sou
     skin, flipped = repair.orient_outward(skin)
     if flipped:
         notes.append("reoriented skin faces to point outward")
+    if options.clean:
+        skin, pleats, left = deform.unfold_pleats(skin)
+        if pleats:
+            notes.append(f"faired {pleats} folded-back face(s) (pleats) into the surface around them"
+                         + (f"; {left} remain: check the scan there" if left else ""))
     if options.remesh_edge_mm:
         skin = repair.remesh_isotropic(skin, options.remesh_edge_mm)
         notes.append(f"remeshed skin isotropically to {options.remesh_edge_mm:g} mm edges")

@@ -146,8 +146,9 @@ def _wall(model: Limb, trimline: Trimline, liner_mm: float, wall_mm: float) -> _
     """The cavity (model + loaded liner) and the wall's outer surface, both cut at the trimline."""
     skin = _refined(_below_trimline(model, trimline))
     normals = deform.vertex_normals(skin)
-    offset = solid.offset_surface(skin, liner_mm)
-    outer = solid.offset_surface(skin, liner_mm + wall_mm, chords_outside=True)
+    beyond = trim_level(trimline, model, skin.vertices) > 0.5 * TRIM_ALLOWANCE_MM  # cut away: left as it is
+    offset = solid.offset_surface(skin, liner_mm, unused=beyond)
+    outer = solid.offset_surface(skin, liner_mm + wall_mm, chords_outside=True, unused=beyond)
     level = trim_level(trimline, model, offset)
     vertices, faces, carried = solid.cut_below(offset, skin.faces, level, np.hstack([normals, outer]))
     directions = carried[:, :3] / np.linalg.norm(carried[:, :3], axis=1, keepdims=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 from scipy import sparse
+from scipy.sparse.linalg import spsolve
 
 from socketcad.geometry.memo import per_mesh
 from socketcad.geometry.repair import boundary_loops, triangles, triple_products
@@ -88,6 +89,12 @@ def vertex_areas(mesh: trimesh.Trimesh, vertices: np.ndarray | None = None) -> n
 
 
 @per_mesh
+def umbrella_operator(mesh: trimesh.Trimesh) -> sparse.csr_matrix:
+    """Umbrella (neighbour-average) operator (n, n) of a surface, boundary included (memoised)."""
+    return sparse.csr_matrix(trimesh.smoothing.laplacian_calculation(mesh, equal_weight=True))
+
+
+@per_mesh
 def brim_pinned_laplacian(mesh: trimesh.Trimesh) -> sparse.csr_matrix:
     """Umbrella (neighbour-average) operator of a surface with its boundary vertices pinned.
 
@@ -96,6 +103,78 @@ def brim_pinned_laplacian(mesh: trimesh.Trimesh) -> sparse.csr_matrix:
     pinned = np.concatenate(boundary_loops(mesh)) if boundary_loops(mesh) else None
     operator = trimesh.smoothing.laplacian_calculation(mesh, equal_weight=True, pinned_vertices=pinned)
     return sparse.csr_matrix(operator)
+
+
+def inverted_faces(mesh: trimesh.Trimesh, vertices: np.ndarray | None = None) -> np.ndarray:
+    """Indices of faces (k,) that face against their own corners' vertex normals: a pleat,
+    where the surface folds back over itself for a face or two (consistent winding, so
+    orient_outward cannot see it)."""
+    vertices = mesh.vertices if vertices is None else vertices
+    corner_normals = vertex_normals(mesh, vertices)[mesh.faces].sum(axis=1)
+    return np.flatnonzero(np.einsum("ij,ij->i", face_cross_products(mesh, vertices), corner_normals) < 0.0)
+
+
+def unfold_pleats(mesh: trimesh.Trimesh, max_rings: int = 8) -> tuple[trimesh.Trimesh, int, int]:
+    """The surface with its pleats faired out: the inverted faces and rings around them, one
+    more ring each try, are re-spanned bi-harmonically from the surface around (so the
+    patch keeps the surface's curvature), until none is inverted.
+
+    Returns (mesh, inverted faces found, inverted faces left). A pleat is a scanner or
+    shape-model artefact (a fan closing a twisted hole, a face folded back); every offset of
+    it (liner, wall) crosses itself, so it must go before design.
+    """
+    inverted = inverted_faces(mesh)
+    found = len(inverted)
+    vertices = mesh.vertices
+    for rings in range(1, max_rings + 1):
+        if len(inverted) == 0:
+            break
+        vertices = membrane(mesh, mesh.vertices, grown(mesh, faces_to_vertices(mesh, inverted), rings), order=2)
+        inverted = inverted_faces(mesh, vertices)
+    if found == 0:
+        return mesh, 0, 0
+    return trimesh.Trimesh(vertices, mesh.faces, process=False, validate=False), found, len(inverted)
+
+
+def faces_to_vertices(mesh: trimesh.Trimesh, faces: np.ndarray) -> np.ndarray:
+    """Boolean mask (n,) of the corners of the given faces (indices or mask)."""
+    mask = np.zeros(len(mesh.vertices), dtype=bool)
+    mask[mesh.faces[faces].ravel()] = True
+    return mask
+
+
+def grown(mesh: trimesh.Trimesh, region: np.ndarray, rings: int) -> np.ndarray:
+    """The vertex mask (n,) grown by ``rings`` rings of faces."""
+    incidence = vertex_face_incidence(mesh)
+    for _ in range(rings):
+        region = (incidence @ (incidence.T @ region.astype(np.float64))) > 0
+    return region
+
+
+def membrane(mesh: trimesh.Trimesh, vertices: np.ndarray, region: np.ndarray, order: int = 1,
+             pin_boundary: bool = True) -> np.ndarray:
+    """``vertices`` (n, 3) with the ``region`` (n,) replaced by the fair surface spanned by the
+    vertices around it: L^order x = 0 on the region (L the umbrella Laplacian), solved exactly
+    (sparse LU), everything else fixed. Order 1 is a harmonic membrane (a bridge: over a
+    disc with a reasonable rim it does not fold, which smoothing a few rounds cannot
+    promise); order 2 is bi-harmonic, which also carries the curvature of the surface
+    around into the patch (hole fairing, Liepa 2003), so a dome stays a dome.
+    ``pin_boundary``: the surface's own boundary vertices stay too (else they average
+    their fewer neighbours like any other)."""
+    operator = brim_pinned_laplacian(mesh) if pin_boundary else umbrella_operator(mesh)
+    free = np.flatnonzero(region & (operator.diagonal() < 1.0))  # pinned rows are the identity
+    if len(free) == 0:
+        return vertices
+    laplacian = operator - sparse.identity(len(vertices), format="csr")
+    rows = laplacian[free]  # only the region's rows of L^order
+    for _ in range(order - 1):
+        rows = rows @ laplacian
+    fixed = np.ones(len(vertices), dtype=bool)
+    fixed[free] = False
+    rows = sparse.csr_matrix(rows)
+    result = np.array(vertices, dtype=np.float64)
+    result[free] = spsolve(rows[:, free].tocsc(), -(rows[:, fixed] @ result[fixed]))
+    return result
 
 
 def taubin_keep_volume(

@@ -11,15 +11,19 @@ from __future__ import annotations
 import manifold3d
 import numpy as np
 import trimesh
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from socketcad.errors import GeometryError
-from socketcad.geometry import deform, measure
+from socketcad.geometry import deform, intersect, measure
 from socketcad.geometry.memo import per_mesh
 
 CIRCLE_SEGMENTS = 96  # 0.05 % radius error for circular holes and discs
+CUT_MERGE_MM = 1e-3  # cut points closer than this are one
 FOLD_AREA_RATIO = 0.3  # an offset face this much smaller than its source is near a fold
-UNFOLD_PASSES = 3
+BRIDGE_PASSES = 8
+CROSSING_REACH = 3  # rings around a suspect region where the faces it crosses are sought
 
 
 def cut_below(
@@ -51,6 +55,7 @@ def cut_below(
     a, b = keys // len(vertices), keys % len(vertices)
     t = level[a] / (level[a] - level[b])
     new_points = vertices[a] + t[:, None] * (vertices[b] - vertices[a])
+    inverse = _merged(new_points)[inverse]
     n = len(vertices)
     p01, p02 = (inverse[: len(rotated)] + n, inverse[len(rotated):] + n)
     first, second, third = rotated.T
@@ -61,6 +66,8 @@ def cut_below(
     pieces.append(np.column_stack([p01, third, p02])[double])
     all_vertices = np.vstack([vertices, new_points])
     new_faces = np.vstack(pieces)
+    new_faces = new_faces[(new_faces[:, 0] != new_faces[:, 1]) & (new_faces[:, 1] != new_faces[:, 2])
+                          & (new_faces[:, 2] != new_faces[:, 0])]  # slivers between merged cut points
     new_attributes = None
     if attributes is not None:
         attributes = np.asarray(attributes, dtype=np.float64).reshape(n, -1)
@@ -73,6 +80,20 @@ def cut_below(
             None if new_attributes is None else new_attributes[used])
 
 
+def _merged(points: np.ndarray) -> np.ndarray:
+    """Per point (k,): the index of the first point within CUT_MERGE_MM of it (transitively).
+    A cut through a collapsed corner of an offset (faces shrunk to nothing) puts several cut
+    points a few nanometres apart; kept apart, the wall's border strip between them folds."""
+    pairs = cKDTree(points).query_pairs(CUT_MERGE_MM, output_type="ndarray")
+    if len(pairs) == 0:
+        return np.arange(len(points))
+    graph = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(points), len(points)))
+    _, labels = connected_components(graph, directed=False)
+    first = np.full(labels.max() + 1, len(points))
+    np.minimum.at(first, labels, np.arange(len(points)))
+    return first[labels]
+
+
 def boundary_edges(faces: np.ndarray) -> np.ndarray:
     """Directed edges (k, 2) used by exactly one face, in that face's winding."""
     directed = np.vstack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).astype(np.int64)
@@ -81,36 +102,66 @@ def boundary_edges(faces: np.ndarray) -> np.ndarray:
     return directed[counts[inverse] == 1]
 
 
-def onto_offset(mesh: trimesh.Trimesh, points: np.ndarray, distance_mm: float, iterations: int = 3,
-                out_only: bool = False) -> np.ndarray:
-    """Points (k, 3) moved to ``distance_mm`` from the surface, each along the line from its
-    nearest surface point; iterated.
+def closest_points(mesh: trimesh.Trimesh, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest surface point (k, 3) of each point (k, 3) and its distance (k,).
 
-    The nearest surface point is sought on the faces around the nearest vertex (k-d tree):
-    exact on any reasonable mesh and vectorised, where trimesh.proximity.closest_point costs
-    0.4 ms a point (7 s for 20,000).
+    Sought on the faces around the nearest vertex (k-d tree): exact on any reasonable mesh
+    and vectorised, where trimesh.proximity.closest_point costs 0.4 ms a point (7 s for 20,000).
     """
+    if len(points) == 0:
+        return np.empty((0, 3)), np.empty(0)
     incidence = deform.vertex_face_incidence(mesh)
-    tree = _vertex_tree(mesh)
+    _, nearest = _vertex_tree(mesh).query(points, workers=-1)
+    counts = np.diff(incidence.indptr)[nearest]
+    starts = np.cumsum(counts) - counts
+    owner = np.repeat(np.arange(len(points)), counts)
+    face = incidence.indices[np.repeat(incidence.indptr[nearest] - starts, counts) + np.arange(len(owner))]
+    closest = trimesh.triangles.closest_point(mesh.triangles[face], points[owner])
+    gap = np.linalg.norm(points[owner] - closest, axis=1)
+    best = np.flatnonzero(gap == np.repeat(np.minimum.reduceat(gap, starts), counts))
+    best = best[np.r_[True, owner[best][1:] != owner[best][:-1]]]  # the first of ties, one per point
+    return closest[best], gap[best]
+
+
+def onto_offset(mesh: trimesh.Trimesh, points: np.ndarray, distance_mm: float, iterations: int = 3) -> np.ndarray:
+    """Points (k, 3) moved to ``distance_mm`` from the surface, each along the line from its
+    nearest surface point; iterated."""
     points = np.array(points, dtype=np.float64)
-    owners = np.arange(len(points))
+    active = np.arange(len(points))
     for _ in range(iterations):
-        _, nearest = tree.query(points, workers=-1)
-        counts = np.diff(incidence.indptr)[nearest]
-        starts = np.cumsum(counts) - counts
-        owner = np.repeat(owners, counts)
-        face = incidence.indices[np.repeat(incidence.indptr[nearest] - starts, counts) + np.arange(len(owner))]
-        closest = trimesh.triangles.closest_point(mesh.triangles[face], points[owner])
-        gap = np.linalg.norm(points[owner] - closest, axis=1)
-        best = np.flatnonzero(gap == np.repeat(np.minimum.reduceat(gap, starts), counts))
-        best = best[np.r_[True, owner[best][1:] != owner[best][:-1]]]  # the first of ties, one per point
-        anchor, reach = closest[best], gap[best]
-        scale = distance_mm / np.maximum(reach, 1e-12)
-        moved = anchor + (np.maximum(scale, 1.0) if out_only else scale)[:, None] * (points - anchor)
+        anchor, reach = closest_points(mesh, points[active])
+        moved = anchor + (distance_mm / np.maximum(reach, 1e-12))[:, None] * (points[active] - anchor)
+        step = np.linalg.norm(moved - points[active], axis=1)
         # A projection is a correction: a point sent further than half the distance met a wrong
         # anchor (a surface that crosses itself, a face seen from behind) and stays put.
-        sane = np.linalg.norm(moved - points, axis=1) < 0.5 * distance_mm
-        points = np.where(sane[:, None], moved, points)
+        # Points already there (within 1 um) are done.
+        keep = (step < 0.5 * distance_mm) & (step > 1e-3)
+        active, moved = active[keep], moved[keep]
+        points[active] = moved
+    return points
+
+
+def out_to_offset(mesh: trimesh.Trimesh, points: np.ndarray, directions: np.ndarray, distance_mm: float,
+                  iterations: int = 6) -> np.ndarray:
+    """Points (k, 3) closer than ``distance_mm`` to the surface moved out along their unit
+    ``directions`` (k, 3) until they are that far; the others stay.
+
+    Along given directions rather than away from the nearest surface point: in a crease the
+    nearest points of neighbouring points lie on opposite sides, and moving away from them
+    sends the points across each other.
+    """
+    points = np.array(points, dtype=np.float64)
+    active = np.arange(len(points))
+    for _ in range(iterations):
+        anchor, gap = closest_points(mesh, points[active])
+        short = distance_mm - gap
+        keep = short > 1e-3
+        if not keep.any():
+            break
+        active, anchor, gap, short = active[keep], anchor[keep], gap[keep], short[keep]
+        # The gap grows by cos(angle to the nearest point's direction) per mm moved.
+        rate = np.einsum("ij,ij->i", directions[active], points[active] - anchor) / np.maximum(gap, 1e-12)
+        points[active] += (short / np.clip(rate, 0.3, 1.0))[:, None] * directions[active]
     return points
 
 
@@ -149,65 +200,127 @@ def even_thickness_factor(mesh: trimesh.Trimesh) -> np.ndarray:
     return np.where(height < 0.0, 1.0, 1.0 / np.clip(smallest, 0.5, 1.0))
 
 
-def offset_surface(mesh: trimesh.Trimesh, distance_mm: float, rounds: int = 2, chords_outside: bool = False) -> np.ndarray:
+def offset_surface(mesh: trimesh.Trimesh, distance_mm: float, rounds: int = 2, chords_outside: bool = False,
+                   unused: np.ndarray | None = None) -> np.ndarray:
     """Vertices (n, 3) of the surface offset outward by ``distance_mm``, without folds.
 
-    The plain offset (each vertex along its normal, deform.vertex_normals, lengthened by the even-thickness
-    factor) is exact where the surface's
-    concave curvature radius exceeds the distance; where it is smaller the plain offset
-    folds into a swallowtail (its faces shrink below FOLD_AREA_RATIO of their source, or
-    flip). There, and two rings around, the vertices are alternately smoothed (umbrella
-    operator, boundary pinned) and projected back onto the exact offset (distance_mm
-    from the nearest surface point): the result is the true offset, the envelope that a
-    liner or a wall of that thickness forms over a narrow trough.
+    The plain offset (each vertex along its normal, deform.vertex_normals, lengthened by the
+    even-thickness factor) is exact where the surface's concave curvature radius exceeds the
+    distance; where it is smaller the plain offset folds into a swallowtail (its faces shrink
+    below FOLD_AREA_RATIO of their source, or flip). There, and two rings around, the
+    vertices are alternately smoothed (umbrella operator, boundary pinned) and projected
+    back onto the exact offset (distance_mm from the nearest surface point): the result is
+    the true offset, the envelope that a liner or a wall of that thickness forms over a
+    narrow trough. Where faces still cross each other after that, the crease is narrower
+    than the distance and its exact offset a corner: it is bridged instead (``_bridge``),
+    so the wall there is thicker than asked.
 
     ``chords_outside``: on convex areas a flat face between offset vertices cuts inside the
     offset by its sagitta (0.3 mm on the 3 mm-edged OpenLimb mesh); push each vertex out by
     the largest sagitta of its faces so that every face point is at least ``distance_mm``
-    away (for a wall, whose thickness is a minimum).
+    away (for a wall, whose thickness is a minimum); around concave vertices, where the
+    nearest surface point is not along the normal, the faces' centres are checked exactly.
+
+    ``unused``: vertex mask (n,) of where the offset will be cut away (an allowance above a
+    trimline): crossings there are left alone, since a bridge there would skew its border.
     """
     normals = deform.vertex_normals(mesh)
     factor = even_thickness_factor(mesh)
     offset = mesh.vertices + (distance_mm * factor)[:, None] * normals
     inexact = np.flatnonzero(distance_mm * (factor - 1.0) > 0.005)  # concave: the faces, not the vertex, are nearest
     offset[inexact] = onto_offset(mesh, offset[inexact], distance_mm, iterations=2)
-    # A pass can leave a narrow crease folded: again, there only, bridging it this time.
-    for attempt in range(UNFOLD_PASSES):
-        ratio = _area_ratio(mesh, offset)
-        folded = ratio < (FOLD_AREA_RATIO if attempt == 0 else 0.0)
-        if not folded.any():
-            break
-        region = np.zeros(len(offset), dtype=bool)
-        region[mesh.faces[folded].ravel()] = True
-        offset = _unfold(mesh, offset, region, distance_mm, rounds, out_only=attempt > 0)
+    folded = _area_ratio(mesh, offset) < FOLD_AREA_RATIO
+    if folded.any():
+        offset = _unfold(mesh, offset, deform.grown(mesh, deform.faces_to_vertices(mesh, folded), 2), distance_mm, rounds)
     if chords_outside:
         offset = offset + 2.0 * _chord_sagitta(mesh, offset, normals, distance_mm)[:, None] * normals
+        offset = _concave_faces_out(mesh, offset, normals, distance_mm, inexact)
+    # Where the smoothed offset still crosses itself, the crease is narrower than the distance
+    # and its exact offset a corner: bridged, as a wall or liner of that thickness spans it,
+    # over a wider region each pass. Crossings are sought only near flipped faces (the
+    # crossings of a crease have some), then only around the last bridge.
+    suspect = deform.grown(mesh, deform.faces_to_vertices(mesh, _area_ratio(mesh, offset) < 0.0), 4)
+    used = np.ones(len(offset), dtype=bool) if unused is None else ~np.asarray(unused, dtype=bool)
+    for attempt in range(BRIDGE_PASSES):
+        crossing = _crossing_corners(mesh, offset, suspect & used)
+        if not crossing.any():
+            break
+        suspect = deform.grown(mesh, crossing, 4 + attempt)  # a bridge changes its own region only
+        offset = _bridge(mesh, offset, deform.grown(mesh, crossing, 1 + attempt), distance_mm)
     return offset
 
 
 def _area_ratio(mesh: trimesh.Trimesh, moved: np.ndarray) -> np.ndarray:
     """Per face (m,): signed area of the face on ``moved`` vertices over its own (< 0: flipped)."""
+    return np.einsum("ij,ij->i", deform.face_cross_products(mesh, moved), _scaled_face_normals(mesh))
+
+
+@per_mesh
+def _scaled_face_normals(mesh: trimesh.Trimesh) -> np.ndarray:
+    """(m, 3) face normals over twice the face area: dotted with a cross product, the area ratio."""
     source = deform.face_cross_products(mesh, mesh.vertices)
-    after = deform.face_cross_products(mesh, moved)
-    return np.einsum("ij,ij->i", after, source) / np.maximum(np.einsum("ij,ij->i", source, source), 1e-18)
+    return source / np.maximum(np.einsum("ij,ij->i", source, source), 1e-18)[:, None]
 
 
-def _unfold(mesh: trimesh.Trimesh, offset: np.ndarray, region: np.ndarray, distance_mm: float, rounds: int,
-            out_only: bool = False) -> np.ndarray:
-    """Offset vertices (n, 3) with the folding ``region`` (n,) and two rings around it
-    alternately smoothed (boundary vertices only along the boundary: pinned) and projected back
-    onto the exact offset; ``out_only``: only where they came closer than the distance, so a crease
-    that the exact offset would collapse to a corner is bridged instead."""
-    incidence = deform.vertex_face_incidence(mesh)
-    for _ in range(2):
-        region = (incidence @ (incidence.T @ region.astype(np.float64))) > 0
+def _crossing_corners(mesh: trimesh.Trimesh, offset: np.ndarray, suspect: np.ndarray) -> np.ndarray:
+    """Vertex mask (n,): corners of offset faces near the ``suspect`` vertices (n,) that cross
+    others, sought among the faces within CROSSING_REACH rings of them (a local check: the
+    whole surface's costs a second on a 200k-vertex limb)."""
+    faces = mesh.faces[deform.faces_touching(mesh, deform.grown(mesh, suspect, CROSSING_REACH))]
+    pairs = intersect.self_intersections(trimesh.Trimesh(offset, faces, process=False, validate=False))
+    crossing = np.zeros(len(offset), dtype=bool)
+    crossing[faces[pairs.ravel()].ravel()] = True
+    return crossing
+
+
+def _unfold(mesh: trimesh.Trimesh, offset: np.ndarray, region: np.ndarray, distance_mm: float, rounds: int) -> np.ndarray:
+    """Offset vertices (n, 3) with the folding ``region`` (n,) alternately smoothed (boundary
+    vertices only along the boundary: pinned) and projected back onto the exact offset."""
     moving = np.flatnonzero(region)
     operator = deform.brim_pinned_laplacian(mesh)[moving]
     offset = offset.copy()
     for _ in range(rounds):
         for _ in range(3):
             offset[moving] += 0.5 * (operator @ offset - offset[moving])
-        offset[moving] = onto_offset(mesh, offset[moving], distance_mm, iterations=1, out_only=out_only)
+        offset[moving] = onto_offset(mesh, offset[moving], distance_mm, iterations=1)
+    return offset
+
+
+def _bridge(mesh: trimesh.Trimesh, offset: np.ndarray, region: np.ndarray, distance_mm: float) -> np.ndarray:
+    """Offset vertices (n, 3) with the ``region`` (n,) re-spanned as a harmonic membrane from the
+    offset vertices around it, then moved out along the membrane's normals to at least the
+    distance. Over a crease narrower than the distance the exact offset collapses to a corner
+    onto which many vertices would fall in no particular order; the membrane keeps their order."""
+    offset = deform.membrane(mesh, offset, region, pin_boundary=False)
+    moving = np.flatnonzero(region)
+    normals = deform.vertex_normals(mesh, offset)[moving]
+    offset[moving] = out_to_offset(mesh, offset[moving], normals, distance_mm)
+    return offset
+
+
+def _concave_faces_out(mesh: trimesh.Trimesh, offset: np.ndarray, normals: np.ndarray, distance_mm: float,
+                       concave: np.ndarray, iterations: int = 2) -> np.ndarray:
+    """Offset vertices (n, 3) pushed out along ``normals`` (n, 3) until the centres of the faces
+    around the ``concave`` vertices (indices) are ``distance_mm`` from the surface, checked
+    exactly: there the nearest surface point is not along the normal, so the sagitta estimate
+    can fall short (0.1 mm at the edge of a relief)."""
+    mask = np.zeros(len(offset), dtype=bool)
+    mask[concave] = True
+    faces = mesh.faces[deform.faces_touching(mesh, mask)]
+    offset = offset.copy()
+    for _ in range(iterations):
+        centres = offset[faces].mean(axis=1)
+        anchor, gap = closest_points(mesh, centres)
+        short = distance_mm - gap
+        low = short > 1e-3
+        if not low.any():
+            break
+        corners = faces[low]
+        rate = np.einsum("ij,ij->i", normals[corners].mean(axis=1), centres[low] - anchor[low]) / gap[low]
+        push = np.zeros(len(offset))
+        np.maximum.at(push, corners.ravel(), np.repeat(short[low] / np.clip(rate, 0.3, 1.0), 3))
+        offset += push[:, None] * normals
+        faces = faces[(push[faces] > 0).any(axis=1)]  # only faces that moved can still fall short
     return offset
 
 
