@@ -26,6 +26,27 @@ def test_build_writes_socket_3mf_aop_and_sheet(cli, tmp_path):
     assert sheet["material_volume_cm3"] == pytest.approx(solid.volume / 1000, rel=0.01)
 
 
+def test_build_with_strength_reports_iso_load_cases_and_what_is_estimated(cli, tmp_path):
+    run = cli("build", TT, "--template", "tsb", *SUCTION, "--material", "pla", "--k-level", "2",
+              "--strength", "--body-mass", "75", "-o", tmp_path / "socket.stl", "--json")
+    assert run.code == 0, run.stderr
+    strength = json.loads(run.stdout)["wall_strength"]
+    assert strength["iso_10328_level"].startswith("P4")  # 75 kg: up to 80 kg
+    for case in ("heel_strike", "push_off"):
+        row = strength[case]
+        assert row["force_n"] > 0 and row["peak_von_mises_mpa"] > 0 and row["max_deflection_mm"] > 0
+        assert row["safety_factor"] == pytest.approx(strength["material_strength_mpa"] / row["peak_von_mises_mpa"], rel=0.02)
+    assert "estimate" not in strength["validated"] and "not modelled" in strength["estimates"]
+    sheet = json.loads((tmp_path / "socket-sheet.json").read_text())
+    assert sheet["wall_strength"] == strength
+
+
+def test_build_with_strength_refuses_an_implausible_body_mass_before_building(cli, tmp_path):
+    run = cli("build", TT, "--template", "tsb", *SUCTION, "--strength", "--body-mass", "-3", "-o", tmp_path / "s.stl")
+    assert run.code == 2 and "body mass" in run.stderr.lower()
+    assert not any(tmp_path.iterdir())
+
+
 def test_build_from_a_spec_file_with_option_overrides(cli, tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text("socket_type: ptb\nliner: silicone_locking_6\nclosure: pin_lock_icelock\nwall_thickness_mm: 5\n")

@@ -146,7 +146,10 @@ def _wall(model: Limb, trimline: Trimline, liner_mm: float, wall_mm: float) -> _
     """The cavity (model + loaded liner) and the wall's outer surface, both cut at the trimline."""
     skin = _refined(_below_trimline(model, trimline))
     normals = deform.vertex_normals(skin)
-    beyond = trim_level(trimline, model, skin.vertices) > 0.5 * TRIM_ALLOWANCE_MM  # cut away: left as it is
+    # Cut away for certain (so left as it is by the offsets): well above the trimline, both on the
+    # skin and where the outer offset will be (a sloped surface's offset drops below its source).
+    beyond = np.minimum(trim_level(trimline, model, skin.vertices),
+                        trim_level(trimline, model, skin.vertices + (liner_mm + wall_mm) * normals)) > 0.5 * TRIM_ALLOWANCE_MM
     offset = solid.offset_surface(skin, liner_mm, unused=beyond)
     outer = solid.offset_surface(skin, liner_mm + wall_mm, chords_outside=True, unused=beyond)
     level = trim_level(trimline, model, offset)

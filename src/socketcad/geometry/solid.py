@@ -21,6 +21,7 @@ from socketcad.geometry.memo import per_mesh
 
 CIRCLE_SEGMENTS = 96  # 0.05 % radius error for circular holes and discs
 CUT_MERGE_MM = 1e-3  # cut points closer than this are one
+SPLIT_CLEARANCE_MM = 2e-3  # no vertex this near the plane that splits a shell (where one can)
 FOLD_AREA_RATIO = 0.3  # an offset face this much smaller than its source is near a fold
 BRIDGE_PASSES = 8
 CROSSING_REACH = 3  # rings around a suspect region where the faces it crosses are sought
@@ -418,7 +419,11 @@ def split_shell(vertices: np.ndarray, faces: np.ndarray, outer: np.ndarray, heig
 
     Returns (lower, upper, seam (k,): upper's vertex indices on that strip). So the booleans of
     the distal parts need only carry the lower solid; ``rejoined`` puts the two back together.
+    The plane is raised by up to 1 mm so that no vertex lies within SPLIT_CLEARANCE_MM of it
+    (or as far as can be):
+    a vertex a hair off the cut leaves sliver faces that the booleans make touch.
     """
+    height_mm = _clear_of(np.concatenate([vertices[:, 2], outer[:, 2]]), height_mm, SPLIT_CLEARANCE_MM)
     level = vertices[:, 2] - height_mm
     lower = shell(*cut_below(vertices, faces, level, outer))
     part, part_faces, part_outer = cut_below(vertices, faces, -level, outer)
@@ -426,6 +431,19 @@ def split_shell(vertices: np.ndarray, faces: np.ndarray, outer: np.ndarray, heig
     edge = np.unique(boundary_edges(part_faces))
     loop = edge[np.abs(part[edge, 2] - height_mm) < 1e-6]  # the cut's loop, not the trimline's
     return lower, upper, np.concatenate([loop, loop + len(part)])
+
+
+def _clear_of(values: np.ndarray, start: float, clearance: float, reach: float = 1.0) -> float:
+    """The first level in [start, start + reach), in steps of ``clearance``, at least ``clearance``
+    from every value (n,); the clearest one if none is."""
+    candidates = start + np.arange(0.0, reach, clearance)
+    near = np.sort(values[(values > start - clearance) & (values < start + reach + clearance)])
+    if len(near) == 0:
+        return start
+    slot = np.searchsorted(near, candidates)
+    gaps = np.minimum(np.abs(near[np.maximum(slot - 1, 0)] - candidates), np.abs(near[np.minimum(slot, len(near) - 1)] - candidates))
+    clear = gaps >= clearance
+    return float(candidates[np.argmax(clear)] if clear.any() else candidates[np.argmax(gaps)])
 
 
 def rejoined(lower: trimesh.Trimesh, upper: trimesh.Trimesh, seam: np.ndarray) -> trimesh.Trimesh:
