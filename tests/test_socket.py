@@ -198,14 +198,16 @@ def test_transfemoral_subischial_socket_is_a_clean_solid_with_the_full_wall():
     assert not any(note.startswith("WARNING") for note in sheet["notes"])
 
 
-@pytest.mark.parametrize("shape", ["openlimb-tt-102p", "openlimb-tt-1p20"])
-def test_sockets_on_the_mode_shapes_are_clean_solids_with_the_full_wall(shape):
+@pytest.mark.parametrize("shape, kind", [("openlimb-tt-102p", "ptb"), ("openlimb-tt-1p20", "ptb"),
+                                         ("openlimb-tt-102m", "kbm"), ("openlimb-tt-102p", "kbm")])
+def test_sockets_on_the_mode_shapes_are_clean_solids_with_the_full_wall(shape, kind):
     """The OpenLimbTT mode shapes carry a dangling face and twisted holes at the distal end
-    (crossing sockets before capture dropped and patched them) and steep relief edges, where
-    the wall once measured 4.37 mm of 4.5."""
+    (crossing sockets before capture dropped and patched them), steep relief edges, where the
+    wall once measured 4.37 mm of 4.5, and concave areas under the KBM wings' border, where
+    the border strip once folded (45 and 8 crossing face pairs) before the offsets were evened out."""
     limb = locate_landmarks(load_limb(f"sample:{shape}"))
-    model = rectify(limb, template_plan("ptb", limb)).rectified_limb()
-    socket = build_socket(model, SocketSpec(socket_type="ptb", **PIN_LOCK))
+    model = rectify(limb, template_plan(kind, limb)).rectified_limb()
+    socket = build_socket(model, SocketSpec(socket_type=kind, **PIN_LOCK))
     assert socket.solid.is_watertight and len(self_intersections(socket.solid)) == 0
     thickness, measured = measured_wall_thickness(socket)
     assert thickness[measured].min() >= socket.wall_thickness_mm - 0.1

@@ -37,6 +37,7 @@ HULL_BLEND_MM = 30.0  # the distal block blends into the wall over this height a
 VALVE_HEIGHT_MM = 12.0  # valve port axis above the cavity floor; medial (assumption: away from the floor's bolts)
 MAX_EDGE_MM = 2.0  # median edge; finer than this, a 9 mm offset's flat faces stay within 0.1 mm of the curved one
 HOLE_CLEARANCE_MM = 1.0
+BORDER_BAND_MM = 8.0  # either side of the trimline, the offsets are evened out before the cut
 TRIM_ALLOWANCE_MM = 6.0  # model kept above the trimline for the offsets (< trimline.BRIM_MARGIN_MM)
 CLEARANCE_BLEND_MM = 50.0  # a closure's distal clearance fades out over this length  # cut-outs reach this far past the faces they open, so no film is left
 
@@ -152,6 +153,9 @@ def _wall(model: Limb, trimline: Trimline, liner_mm: float, wall_mm: float) -> _
                         trim_level(trimline, model, skin.vertices + (liner_mm + wall_mm) * normals)) > 0.5 * TRIM_ALLOWANCE_MM
     offset = solid.offset_surface(skin, liner_mm, unused=beyond)
     outer = solid.offset_surface(skin, liner_mm + wall_mm, chords_outside=True, unused=beyond)
+    border = np.abs(trim_level(trimline, model, skin.vertices)) < BORDER_BAND_MM  # the cut goes through here
+    offset = solid.evened_out(skin, offset, border, liner_mm, exact=True)
+    outer = solid.evened_out(skin, outer, border, liner_mm + wall_mm, exact=False)
     level = trim_level(trimline, model, offset)
     vertices, faces, carried = solid.cut_below(offset, skin.faces, level, np.hstack([normals, outer]))
     directions = carried[:, :3] / np.linalg.norm(carried[:, :3], axis=1, keepdims=True)

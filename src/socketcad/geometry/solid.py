@@ -251,6 +251,30 @@ def offset_surface(mesh: trimesh.Trimesh, distance_mm: float, rounds: int = 2, c
     return offset
 
 
+def evened_out(mesh: trimesh.Trimesh, offset: np.ndarray, region: np.ndarray, distance_mm: float,
+               exact: bool, rounds: int = 3) -> np.ndarray:
+    """Offset vertices (n, 3) with the ``region`` (n,) spread evenly over the offset surface:
+    umbrella steps with their normal part removed (tangential relaxation), then back onto the
+    exact offset (``exact``) or out to at least the distance.
+
+    Where a concave offset collapses, its vertices bunch into clusters; a cut across them
+    (a trimline) interpolates between clusters and its border zigzags, which folds the strip
+    that closes a wall there. Spread evenly, the border follows the cut.
+    """
+    moving = np.flatnonzero(region)
+    operator = deform.umbrella_operator(mesh)[moving]
+    offset = np.array(offset, dtype=np.float64)
+    for _ in range(rounds):
+        normals = deform.vertex_normals(mesh, offset)[moving]
+        step = operator @ offset - offset[moving]
+        offset[moving] += 0.5 * (step - np.einsum("ij,ij->i", step, normals)[:, None] * normals)
+    if exact:
+        offset[moving] = onto_offset(mesh, offset[moving], distance_mm, iterations=2)
+    else:
+        offset[moving] = out_to_offset(mesh, offset[moving], deform.vertex_normals(mesh, offset)[moving], distance_mm)
+    return offset
+
+
 def _area_ratio(mesh: trimesh.Trimesh, moved: np.ndarray) -> np.ndarray:
     """Per face (m,): signed area of the face on ``moved`` vertices over its own (< 0: flipped)."""
     return np.einsum("ij,ij->i", deform.face_cross_products(mesh, moved), _scaled_face_normals(mesh))
