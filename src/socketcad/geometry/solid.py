@@ -235,12 +235,12 @@ def offset_surface(mesh: trimesh.Trimesh, distance_mm: float, rounds: int = 2, c
         offset = _unfold(mesh, offset, deform.grown(mesh, deform.faces_to_vertices(mesh, folded), 2), distance_mm, rounds)
     if chords_outside:
         offset = offset + 2.0 * _chord_sagitta(mesh, offset, normals, distance_mm)[:, None] * normals
-        offset = _concave_faces_out(mesh, offset, normals, distance_mm, inexact)
+        offset = _concave_faces_out(mesh, offset, normals, distance_mm, np.flatnonzero(distance_mm * (factor - 1.0) > 0.05))
     # Where the smoothed offset still crosses itself, the crease is narrower than the distance
     # and its exact offset a corner: bridged, as a wall or liner of that thickness spans it,
     # over a wider region each pass. Crossings are sought only near flipped faces (the
     # crossings of a crease have some), then only around the last bridge.
-    suspect = deform.grown(mesh, deform.faces_to_vertices(mesh, _area_ratio(mesh, offset) < 0.0), 4)
+    suspect = deform.grown(mesh, deform.faces_to_vertices(mesh, _area_ratio(mesh, offset) < 0.0), 2)
     used = np.ones(len(offset), dtype=bool) if unused is None else ~np.asarray(unused, dtype=bool)
     for attempt in range(BRIDGE_PASSES):
         crossing = _crossing_corners(mesh, offset, suspect & used)
@@ -263,15 +263,23 @@ def evened_out(mesh: trimesh.Trimesh, offset: np.ndarray, region: np.ndarray, di
     """
     moving = np.flatnonzero(region)
     operator = deform.umbrella_operator(mesh)[moving]
+    around = deform.vertex_face_incidence(mesh)[moving]
+    touched = np.unique(around.indices)  # the faces around the region: its normals need no others
+    around, corners = around[:, touched], mesh.faces[touched]
+
+    def normals_of(points: np.ndarray) -> np.ndarray:
+        summed = around @ np.cross(points[corners[:, 1]] - points[corners[:, 0]], points[corners[:, 2]] - points[corners[:, 0]])
+        return summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-300)
+
     offset = np.array(offset, dtype=np.float64)
     for _ in range(rounds):
-        normals = deform.vertex_normals(mesh, offset)[moving]
+        normals = normals_of(offset)
         step = operator @ offset - offset[moving]
         offset[moving] += 0.5 * (step - np.einsum("ij,ij->i", step, normals)[:, None] * normals)
     if exact:
         offset[moving] = onto_offset(mesh, offset[moving], distance_mm, iterations=2)
     else:
-        offset[moving] = out_to_offset(mesh, offset[moving], deform.vertex_normals(mesh, offset)[moving], distance_mm)
+        offset[moving] = out_to_offset(mesh, offset[moving], normals_of(offset), distance_mm)
     return offset
 
 
