@@ -24,6 +24,7 @@ CUT_MERGE_MM = 1e-3  # cut points closer than this are one
 SPLIT_CLEARANCE_MM = 2e-3  # no vertex this near the plane that splits a shell (where one can)
 FOLD_AREA_RATIO = 0.3  # an offset face this much smaller than its source is near a fold
 BRIDGE_PASSES = 8
+MARKED_CONCAVITY_MM = 0.05  # a plain normal offset this much short: the faces around are checked exactly
 CROSSING_REACH = 3  # rings around a suspect region where the faces it crosses are sought
 
 
@@ -235,7 +236,8 @@ def offset_surface(mesh: trimesh.Trimesh, distance_mm: float, rounds: int = 2, c
         offset = _unfold(mesh, offset, deform.grown(mesh, deform.faces_to_vertices(mesh, folded), 2), distance_mm, rounds)
     if chords_outside:
         offset = offset + 2.0 * _chord_sagitta(mesh, offset, normals, distance_mm)[:, None] * normals
-        offset = _concave_faces_out(mesh, offset, normals, distance_mm, np.flatnonzero(distance_mm * (factor - 1.0) > 0.05))
+        marked = np.flatnonzero(distance_mm * (factor - 1.0) > MARKED_CONCAVITY_MM)
+        offset = _concave_faces_out(mesh, offset, normals, distance_mm, marked)
     # Where the smoothed offset still crosses itself, the crease is narrower than the distance
     # and its exact offset a corner: bridged, as a wall or liner of that thickness spans it,
     # over a wider region each pass. Crossings are sought only near flipped faces (the
