@@ -149,11 +149,11 @@ def _wall(model: Limb, trimline: Trimline, liner_mm: float, wall_mm: float) -> _
     normals = deform.vertex_normals(skin)
     # Cut away for certain (so left as it is by the offsets): well above the trimline, both on the
     # skin and where the outer offset will be (a sloped surface's offset drops below its source).
-    beyond = np.minimum(trim_level(trimline, model, skin.vertices),
-                        trim_level(trimline, model, skin.vertices + (liner_mm + wall_mm) * normals)) > 0.5 * TRIM_ALLOWANCE_MM
+    skin_level = trim_level(trimline, model, skin.vertices)
+    beyond = np.minimum(skin_level, trim_level(trimline, model, skin.vertices + (liner_mm + wall_mm) * normals)) > 0.5 * TRIM_ALLOWANCE_MM
     offset = solid.offset_surface(skin, liner_mm, unused=beyond)
     outer = solid.offset_surface(skin, liner_mm + wall_mm, chords_outside=True, unused=beyond)
-    border = np.abs(trim_level(trimline, model, skin.vertices)) < BORDER_BAND_MM  # the cut goes through here
+    border = np.abs(skin_level) < BORDER_BAND_MM  # the cut goes through here
     offset = solid.evened_out(skin, offset, border, liner_mm, exact=True)
     outer = solid.evened_out(skin, outer, border, liner_mm + wall_mm, exact=False)
     level = trim_level(trimline, model, offset)
