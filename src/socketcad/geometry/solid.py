@@ -279,7 +279,7 @@ def evened_out(mesh: trimesh.Trimesh, offset: np.ndarray, region: np.ndarray, di
         step = operator @ offset - offset[moving]
         offset[moving] += 0.5 * (step - np.einsum("ij,ij->i", step, normals)[:, None] * normals)
     if exact:
-        offset[moving] = onto_offset(mesh, offset[moving], distance_mm, iterations=2)
+        offset[moving] = onto_offset(mesh, offset[moving], distance_mm, iterations=1)  # the steps were tangential: one is enough
     else:
         offset[moving] = out_to_offset(mesh, offset[moving], normals_of(offset), distance_mm)
     return offset
