@@ -125,14 +125,13 @@ def unfold_pleats(mesh: trimesh.Trimesh, max_rings: int = 8) -> tuple[trimesh.Tr
     """
     inverted = inverted_faces(mesh)
     found = len(inverted)
-    vertices = mesh.vertices
-    for rings in range(1, max_rings + 1):
-        if len(inverted) == 0:
-            break
-        vertices = membrane(mesh, mesh.vertices, grown(mesh, faces_to_vertices(mesh, inverted), rings), order=2)
-        inverted = inverted_faces(mesh, vertices)
     if found == 0:
         return mesh, 0, 0
+    for rings in range(1, max_rings + 1):
+        vertices = membrane(mesh, mesh.vertices, grown(mesh, faces_to_vertices(mesh, inverted), rings), order=2)
+        inverted = inverted_faces(mesh, vertices)
+        if len(inverted) == 0:
+            break
     return trimesh.Trimesh(vertices, mesh.faces, process=False, validate=False), found, len(inverted)
 
 

@@ -225,7 +225,9 @@ def hole_patch(mesh: trimesh.Trimesh, loop: np.ndarray) -> np.ndarray | None:
     around = np.isin(mesh.faces, loop).any(axis=1)
     corners = triangles(mesh.vertices, mesh.faces[around])
     normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]).sum(axis=0)
-    normal /= max(float(np.linalg.norm(normal)), 1e-300)
+    if not np.linalg.norm(normal) > 0.0:  # no side to see the hole from (a degenerate rim): a fan
+        return None
+    normal /= np.linalg.norm(normal)
     u = np.cross(normal, [1.0, 0.0, 0.0] if abs(normal[0]) < 0.9 else [0.0, 1.0, 0.0])
     u /= np.linalg.norm(u)
     v = np.cross(normal, u)
