@@ -96,7 +96,7 @@ def layered_wall_mesh(
     n = len(vertices)
     fractions = np.arange(layers + 1) / layers
     points = (vertices[None] + fractions[:, None, None] * (directions * thickness_mm[:, None])[None]).reshape(-1, 3)
-    tetrahedra = _positively_oriented(points, _prism_tetrahedra(faces, n, layers))
+    tetrahedra = positively_oriented(points, prism_tetrahedra(faces, n, layers))
     return MeshTet(np.ascontiguousarray(points.T), np.ascontiguousarray(tetrahedra.T), sort_t=False)
 
 
@@ -205,23 +205,23 @@ def solve_wall(
     if not fixed.any():
         raise InputError("fixed selects no node: clamp at least the distal adapter region")
     point_mm = mesh.p.T[fixed].mean(axis=0) if point_mm is None else _checked_vector(point_mm, "point_mm")
-    lam, mu = _lame(youngs_modulus_mpa, poisson)
+    lam, mu = lame_parameters(youngs_modulus_mpa, poisson)
 
     basis = Basis(mesh, ElementTetP2(), intorder=STIFFNESS_INTORDER)
     gradients = np.stack([phi[0].grad for phi in basis.basis])  # (10, 3, E, Q)
-    stiffness = _stiffness(gradients, basis.dx, basis.element_dofs, basis.N, lam, mu)
+    stiffness = stiffness_matrix(gradients, basis.dx, basis.element_dofs, basis.N, lam, mu)
     facets = _load_facets(mesh, load_nodes)
     load = _load_vector(mesh, facets, force_n, moment_nmm, point_mm)
 
     node_mm = basis.doflocs.T
     node_fixed = _fixed_nodes(mesh, basis, fixed)
-    free = _vector_dofs(np.flatnonzero(~node_fixed))
+    free = vector_dofs(np.flatnonzero(~node_fixed))
     columns = _node_columns(mesh, basis)
     displacement = np.zeros(3 * basis.N)
     displacement[free], solver = _solve_free(
         stiffness[free][:, free].tocsr(), load[free], node_mm, ~node_fixed, columns, basis.element_dofs)
 
-    clamped = _vector_dofs(np.flatnonzero(node_fixed))
+    clamped = vector_dofs(np.flatnonzero(node_fixed))
     reaction = (stiffness[clamped] @ displacement - load[clamped]).reshape(-1, 3)
     arm = node_mm[node_fixed] - point_mm
     stress = _stress(displacement, gradients, basis.element_dofs, lam, mu)
@@ -277,7 +277,7 @@ def _checked_surface(vertices, faces, directions, thickness_mm):
     return vertices, faces.astype(np.int64), directions, thickness_mm
 
 
-def _prism_tetrahedra(faces: np.ndarray, n: int, layers: int) -> np.ndarray:
+def prism_tetrahedra(faces: np.ndarray, n: int, layers: int) -> np.ndarray:
     """(3 * layers * m, 4) tetrahedra: tetrahedron j, j + P and j + 2P (P = layers * m) fill prism j."""
     first = np.argmin(faces, axis=1)
     faces = np.take_along_axis(faces, (first[:, None] + np.arange(3)) % 3, axis=1)  # lowest index first
@@ -293,7 +293,7 @@ def _prism_tetrahedra(faces: np.ndarray, n: int, layers: int) -> np.ndarray:
     return np.stack([first_tet, second_tet, third_tet]).reshape(-1, 4)
 
 
-def _positively_oriented(points: np.ndarray, tetrahedra: np.ndarray) -> np.ndarray:
+def positively_oriented(points: np.ndarray, tetrahedra: np.ndarray) -> np.ndarray:
     """``tetrahedra`` with the last two corners swapped where the signed volume is negative.
 
     GeometryError where a prism's three tetrahedra disagree in sign or are flat: the wall folds over
@@ -331,28 +331,32 @@ def _checked_vector(vector, name: str) -> np.ndarray:
     return vector
 
 
-def _lame(youngs_modulus_mpa: float, poisson: float) -> tuple[float, float]:
-    """Lame's lambda and mu (MPa) of an isotropic material; InputError outside the physical range."""
-    if not np.isfinite(youngs_modulus_mpa) or youngs_modulus_mpa <= 0:
+def lame_parameters(youngs_modulus_mpa, poisson):
+    """Lame's lambda and mu (MPa) of an isotropic material (numbers or arrays); InputError outside the
+    physical range."""
+    if not np.all(np.isfinite(youngs_modulus_mpa)) or np.any(np.asarray(youngs_modulus_mpa) <= 0):
         raise InputError(f"youngs_modulus_mpa must be a positive number of MPa, got {youngs_modulus_mpa}")
-    if not -1.0 < poisson < 0.5:
+    if not np.all((-1.0 < np.asarray(poisson)) & (np.asarray(poisson) < 0.5)):
         raise InputError(f"poisson must lie between -1 and 0.5 (exclusive), got {poisson}")
     lam = youngs_modulus_mpa * poisson / ((1.0 + poisson) * (1.0 - 2.0 * poisson))
     return lam, youngs_modulus_mpa / (2.0 * (1.0 + poisson))
 
 
-def _vector_dofs(nodes: np.ndarray) -> np.ndarray:
+def vector_dofs(nodes: np.ndarray) -> np.ndarray:
     """Interleaved (x, y, z) degrees of freedom of ``nodes``: node i owns 3i, 3i + 1, 3i + 2."""
     return (3 * nodes[:, None] + np.arange(3)).ravel()
 
 
-def _stiffness(gradients, dx, element_dofs, nodes: int, lam: float, mu: float, chunk: int = 4096):
+def stiffness_matrix(gradients, dx, element_dofs, nodes: int, lam, mu, chunk: int = 4096):
     """Global stiffness (3N, 3N) CSR of isotropic elasticity from scalar P2 gradients (10, 3, E, Q).
+
+    lam, mu: Lame parameters (MPa), one value or one per element (E,).
 
     Assembled as 3 x 3 blocks per node pair: the sparsity pattern comes from sorting the (E x 100)
     node pairs once, then each block entry is summed with a bincount, 9x cheaper than 3N-level COO.
     """
     n_local = gradients.shape[0]
+    lam, mu = (np.broadcast_to(np.asarray(value, dtype=np.float64), dx.shape[:1]) for value in (lam, mu))
     pair_rows = np.repeat(element_dofs.T, n_local, axis=1).astype(np.int64)  # (E, 100)
     pair_cols = np.tile(element_dofs.T, (1, n_local)).astype(np.int64)
     keys, slot = np.unique((pair_rows * nodes + pair_cols).ravel(), return_inverse=True)
@@ -363,8 +367,10 @@ def _stiffness(gradients, dx, element_dofs, nodes: int, lam: float, mu: float, c
         g = grads[start:start + chunk]
         # gg[e, (a,i), (b,j)] = sum_q dx * d_i phi_a * d_j phi_b
         gg = ((g * dx[start:start + chunk, :, None]).transpose(0, 2, 1) @ g).reshape(-1, n_local, 3, n_local, 3)
-        local = lam * gg + mu * gg.transpose(0, 1, 4, 3, 2)
-        local += mu * np.einsum("eakbk->eab", gg)[:, :, None, :, None] * np.eye(3)[None, None, :, None, :]
+        lam_e = lam[start:start + chunk, None, None, None, None]
+        mu_e = mu[start:start + chunk, None, None, None, None]
+        local = lam_e * gg + mu_e * gg.transpose(0, 1, 4, 3, 2)
+        local += mu_e * np.einsum("eakbk->eab", gg)[:, :, None, :, None] * np.eye(3)[None, None, :, None, :]
         local = local.transpose(0, 1, 3, 2, 4).reshape(-1, 9)  # (E * 100 node pairs, 3 x 3)
         where = slot[start:start + chunk].ravel()
         for k in range(9):
@@ -435,7 +441,7 @@ def _node_columns(mesh: MeshTet, basis: Basis) -> np.ndarray | None:
     return None
 
 
-def _rigid_body_modes(points: np.ndarray) -> np.ndarray:
+def rigid_body_modes(points: np.ndarray) -> np.ndarray:
     """(3k, 6) translations and rotations of points (k, 3), interleaved like the displacement dofs."""
     r = points - points.mean(axis=0)
     modes = np.zeros((len(points), 3, 6))
@@ -453,7 +459,7 @@ def _solve_free(matrix, rhs, node_mm, free_nodes, columns, element_dofs) -> tupl
     then a patch of neighbouring columns, each carrying 6 rigid-body modes: a shell-like coarse space.
     pyamg's own aggregation of a thin wall coarsens it badly (140+ iterations instead of about 25).
     """
-    modes = _rigid_body_modes(node_mm[free_nodes])
+    modes = rigid_body_modes(node_mm[free_nodes])
     block = matrix.tobsr(blocksize=(3, 3))
     smoother = ("chebyshev", {"degree": 3})
     if columns is None:

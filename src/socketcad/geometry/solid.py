@@ -105,13 +105,19 @@ def boundary_edges(faces: np.ndarray) -> np.ndarray:
 
 
 def closest_points(mesh: trimesh.Trimesh, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The nearest surface point (k, 3) of each point (k, 3) and its distance (k,).
+    """The nearest surface point (k, 3) of each point (k, 3) and its distance (k,)."""
+    closest, distance, _ = closest_faces(mesh, points)
+    return closest, distance
+
+
+def closest_faces(mesh: trimesh.Trimesh, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The nearest surface point (k, 3) of each point (k, 3), its distance (k,) and face (k,).
 
     Sought on the faces around the nearest vertex (k-d tree): exact on any reasonable mesh
     and vectorised, where trimesh.proximity.closest_point costs 0.4 ms a point (7 s for 20,000).
     """
     if len(points) == 0:
-        return np.empty((0, 3)), np.empty(0)
+        return np.empty((0, 3)), np.empty(0), np.empty(0, dtype=np.int64)
     incidence = deform.vertex_face_incidence(mesh)
     _, nearest = _vertex_tree(mesh).query(points, workers=-1)
     counts = np.diff(incidence.indptr)[nearest]
@@ -122,7 +128,7 @@ def closest_points(mesh: trimesh.Trimesh, points: np.ndarray) -> tuple[np.ndarra
     gap = np.linalg.norm(points[owner] - closest, axis=1)
     best = np.flatnonzero(gap == np.repeat(np.minimum.reduceat(gap, starts), counts))
     best = best[np.r_[True, owner[best][1:] != owner[best][:-1]]]  # the first of ties, one per point
-    return closest[best], gap[best]
+    return closest[best], gap[best], face[best]
 
 
 def onto_offset(mesh: trimesh.Trimesh, points: np.ndarray, distance_mm: float, iterations: int = 3) -> np.ndarray:
