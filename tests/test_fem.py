@@ -77,3 +77,33 @@ def test_lame_cylinder_contact_pressure(poisson):
     assert abs(error) < 0.05, f"nu {poisson}: {pressure * 1e3:.2f} kPa vs Lame {expected * 1e3:.2f} kPa ({error:+.2%})"
     spread = step.points.pressure_mpa.std() / pressure
     assert spread < 0.2  # point to point (7-14 % measured): the chords' interference varies along each facet
+
+
+def test_patch_uniaxial_compression_by_a_rigid_plane():
+    """Patch test: a block on rollers pressed by a frictionless rigid plane carries a uniform stress
+    E delta / H (P2 reproduces the linear field exactly); the contact pressure is that, point by point,
+    to the penalty's own error delta_penalty = p / k_n."""
+    mesh = MeshTet.init_tensor(np.linspace(0, 20, 4), np.linspace(0, 20, 4), np.linspace(0, 10, 3))
+    youngs, poisson, push = 0.2, 0.45, 0.1
+    stiffness, basis = fem.bulk_and_shear(mesh, np.full(mesh.nelements, youngs), np.full(mesh.nelements, poisson))
+    node = basis.doflocs.T
+    fixed = np.zeros(3 * basis.N, dtype=bool)
+    fixed[2::3] = node[:, 2] < 1e-9  # rollers on the base
+    corner = np.flatnonzero(np.linalg.norm(node, axis=1) < 1e-9)[0]
+    fixed[3 * corner:3 * corner + 2] = True  # no sliding or spinning in the plane
+    edge = np.flatnonzero((node[:, 1] < 1e-9) & (node[:, 2] < 1e-9) & (node[:, 0] > 19.99))[0]
+    fixed[3 * edge + 1] = True
+    tie = fem.RigidTie.of(node, np.zeros(basis.N, dtype=bool), np.zeros(3), fixed_dofs=fixed)
+    boundary = mesh.boundary_facets()
+    top = boundary[(mesh.p[2, mesh.facets[:, boundary]] > 10 - 1e-9).all(axis=0)]
+    plane = trimesh.Trimesh([[-50, -50, 10 - push], [70, -50, 10 - push], [70, 70, 10 - push], [-50, 70, 10 - push]],
+                            [[0, 1, 2], [0, 2, 3]], process=False)  # normal +z: into the obstacle
+    law = fem.ContactLaw(normal_mpa_per_mm=1e3 * youngs / 10, tangential_mpa_per_mm=0.0, friction=0.0)
+    problem = fem.ContactProblem(stiffness, basis, tie, top, fem.RigidSurface(plane), law)
+    step = fem.solve_step(problem, np.zeros((basis.N, 3)), np.zeros(6), fem.ContactState.empty(problem.phi.shape[1:]),
+                          np.zeros(3), np.zeros(3), rigid_free=False, friction=False)
+    pressure = step.points.pressure_mpa
+    penalty_push = push - pressure.mean() / law.normal_mpa_per_mm
+    assert step.converged and step.points.active.all()
+    assert np.allclose(pressure, youngs * penalty_push / 10, rtol=1e-3)  # Newton stops at a 1e-3 residual
+    assert abs(pressure.mean() / (youngs * push / 10) - 1) < 0.01

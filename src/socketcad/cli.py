@@ -454,6 +454,87 @@ def write_deviation_csv(result, path: Path) -> None:
 
 
 @app.command()
+def analyze(
+    file: str = typer.Argument(..., help="The limb (with bones) the socket was built for: a mesh file or sample:NAME."),
+    socket_file: Path = typer.Argument(..., help="Socket STL written by 'socketcad build' (its -sheet.json beside it names the liner and closure)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for interface-maps.npz and interface-summary.json."),
+    body_mass_kg: float = typer.Option(80.0, "--body-mass", help="Body mass, kg (load cases)."),
+    k_level: int = typer.Option(3, "--k-level", help="Mobility grade K0-K4 (heel strike and swing loads)."),
+    tolerance_file: Optional[Path] = typer.Option(None, "--tolerances", help="Regional pressure tolerance table (YAML/JSON list) replacing the defaults."),
+    edge_mm: float = typer.Option(10.0, "--edge-mm", help="Tissue mesh edge length, mm (smaller: finer and slower)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    units: Optional[str] = UnitsOption,
+    side: Optional[str] = SideOption,
+    level: Optional[str] = LevelOption,
+) -> None:
+    """Predict interface pressure and shear: donning, standing, heel strike, stance rotation, swing pull-off."""
+    from socketcad.anatomy.landmarks import locate_landmarks
+    from socketcad.biomech.interface import Materials, analyse_interface, cavity_of
+    from socketcad.biomech.loads import interface_cases
+    from socketcad.biomech.mesh import tissue_mesh
+    from socketcad.biomech.tolerance import DEFAULT_TRANSTIBIAL, read_tolerances
+    from socketcad.design.components import load_catalogue
+    from socketcad.design.fabrication import output_paths
+
+    interface_cases(body_mass_kg, k_level)  # refused before any work
+    tolerances = read_tolerances(tolerance_file) if tolerance_file is not None else DEFAULT_TRANSTIBIAL
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{output}: exists and is not a folder; give a folder for the maps")
+    sheet_path = output_paths(socket_file)["sheet"] if socket_file.suffix.lower() == ".stl" else None
+    if sheet_path is None or not sheet_path.exists():
+        raise InputError(f"{socket_file}: give the socket .stl written by 'socketcad build', with its -sheet.json beside it")
+    sheet = io.read_data_file(sheet_path, "fabrication sheet")
+    try:
+        liner = load_catalogue().liner(sheet["liner"]["id"])
+        closure_kind = sheet["closure"]["kind"]
+    except (KeyError, TypeError):
+        raise InputError(f"{sheet_path}: not a socketcad fabrication sheet (no liner or closure)") from None
+    limb = locate_landmarks(load(file, capture_options(units, None, side, False, None, False, level)))
+    if limb.level != "transtibial":
+        raise InputError("interface analysis covers transtibial limbs for now (the tolerance table and bones fit)")
+    socket_solid = io.read_mesh(socket_file)
+    materials = Materials(liner_youngs_kpa=liner.elastic_modulus_kpa, friction=liner.friction_skin)
+    with steps("interface mechanics") as step:
+        step("meshing the tissue (fTetWild)")
+        tissue = tissue_mesh(limb, edge_mm)
+        step("donning and load cases")
+        result = analyse_interface(limb, cavity_of(socket_solid, limb), liner.thickness_mm, closure_kind, body_mass_kg,
+                                   k_level, materials, tissue=tissue, tolerances=tolerances)
+    paths = result.save(output)
+    summary = result.summary()
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    print_interface(summary)
+    say("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def print_interface(summary: dict) -> None:
+    table = Table(title="Interface pressure and shear (kPa)")
+    for column in ("case", "peak", "mean", "peak/mean", "peak shear", "over tolerance"):
+        table.add_column(column)
+    for name, case in summary["cases"].items():
+        over = [r["region"] for r in case["regions"] or [] if r["over_tolerance"]]
+        ratio = "-" if case["peak_to_mean"] is None else f"{case['peak_to_mean']:g}"
+        table.add_row(name, f"{case['peak_pressure_kpa']:g}", f"{case['mean_pressure_kpa']:g}", ratio,
+                      f"{case['peak_shear_kpa']:g}", escape(", ".join(over) or "-"))
+    out.print(table)
+    regions = Table(title="Standing and heel strike by region (kPa)")
+    for column in ("region", "tolerance", "standing peak", "heel strike peak", "heel strike mean"):
+        regions.add_column(column)
+    standing = {r["region"]: r for r in summary["cases"]["standing"]["regions"]}
+    for row in summary["cases"].get("heel_strike", summary["cases"]["standing"])["regions"]:
+        flag = " OVER" if row["over_tolerance"] else ""
+        regions.add_row(escape(row["region"]), f"{row['tolerance_kpa']:g}", f"{standing[row['region']]['peak_kpa']:g}",
+                        f"{row['peak_kpa']:g}{flag}", f"{row['mean_kpa']:g}")
+    out.print(regions)
+    say(f"pistoning in swing {summary['pistoning_mm']:g} mm; rotation in stance {summary['stance_rotation_deg']:g} deg")
+    say(f"penalty contact stiffness {summary['penalty_stiffness_mpa_per_mm']:g} MPa/mm; {summary['dofs']} dofs")
+    say("validated: " + "; ".join(summary["validated"]))
+    say("estimates: " + "; ".join(summary["estimates"]))
+
+
+@app.command()
 def demo(
     out_dir: Path = typer.Option(Path("out/demo"), "--out", help="Folder for the demo outputs."),
     sample: str = typer.Option("sample:openlimb-tt-mean", "--sample", help="Sample limb to run on."),

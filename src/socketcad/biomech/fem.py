@@ -21,6 +21,7 @@ Units: mm, N, MPa (N/mm^2); the penalty stiffness in MPa/mm.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,7 @@ NEWTON_RTOL = 1e-3  # residual relative to the largest of the applied and contac
 MAX_NEWTON = 25
 CG_RTOL = 1e-7
 MAX_CG = 800
+_TRACE = bool(os.environ.get("SOCKETCAD_TRACE_NEWTON"))  # progress of each Newton iteration on stdout
 
 
 def bulk_and_shear(mesh: MeshTet, youngs_mpa: np.ndarray, poisson: np.ndarray) -> tuple[sparse.csr_matrix, Basis]:
@@ -149,7 +151,7 @@ class ContactState:
 class ContactPoints:
     """Tractions on the body at the contact quadrature points (F, Q): MPa."""
 
-    pressure_mpa: np.ndarray  # (F, Q) >= 0
+    pressure_mpa: np.ndarray  # (F, Q) >= 0 (< 0 only where held by suction)
     shear_mpa: np.ndarray  # (F, Q, 3) tangential traction on the body
     depth_mm: np.ndarray  # (F, Q) penetration (penalty), < 0 where apart
     position_mm: np.ndarray  # (F, Q, 3) deformed positions
@@ -186,13 +188,16 @@ class ContactProblem:
         local = displacement[self.facet_basis.element_dofs]  # (10, F, 3)
         return self.reference_mm + np.einsum("afq,afc->fqc", self.phi, local)
 
-    def contact(self, displacement: np.ndarray, state: ContactState, friction: bool) -> tuple[ContactPoints, np.ndarray, sparse.csr_matrix]:
-        """Tractions, consistent nodal contact forces (3N,) and tangent (3N, 3N) at ``displacement`` (N, 3)."""
+    def contact(self, displacement: np.ndarray, state: ContactState, friction: bool,
+                held: np.ndarray | None = None) -> tuple[ContactPoints, np.ndarray, sparse.csr_matrix]:
+        """Tractions, consistent nodal contact forces (3N,) and tangent (3N, 3N) at ``displacement`` (N, 3).
+
+        held: (F, Q) bool points that may not separate (suction): their pressure may turn negative."""
         x = self.positions(displacement)
         shape = x.shape[:2]
         depth, normal, facing = self.surface.penetration(x.reshape(-1, 3))
         depth, normal, facing = depth.reshape(shape), normal.reshape(shape + (3,)), facing.reshape(shape)
-        active = facing & (depth > 0)
+        active = facing & ((depth > 0) | (held if held is not None else False))
         pressure = np.where(active, self.law.normal_mpa_per_mm * depth, 0.0)
         shear = np.zeros(shape + (3,))
         sliding = np.zeros(shape, dtype=bool)
@@ -202,7 +207,7 @@ class ContactProblem:
             slip = x - anchor
             slip -= np.einsum("fqc,fqc->fq", slip, normal)[..., None] * normal
             trial = self.law.tangential_mpa_per_mm * np.linalg.norm(slip, axis=-1)
-            limit = self.law.friction * pressure
+            limit = self.law.friction * np.abs(pressure)
             sliding = active & (trial > limit)
             scale = np.where(sliding, limit / np.maximum(trial, 1e-300), 1.0) * self.law.tangential_mpa_per_mm
             shear = np.where(active[..., None], -scale[..., None] * slip, 0.0)
@@ -255,7 +260,8 @@ class StepResult:
 
 
 def solve_step(problem: ContactProblem, start: np.ndarray, rigid_start: np.ndarray, state: ContactState,
-               force_n: np.ndarray, moment_nmm: np.ndarray, rigid_free: bool, friction: bool) -> StepResult:
+               force_n: np.ndarray, moment_nmm: np.ndarray, rigid_free: bool, friction: bool,
+               held: np.ndarray | None = None) -> StepResult:
     """Equilibrium with contact from displacement ``start`` (N, 3) under a force (3,) N and moment (3,)
     N mm on the rigid body (about its centre). With ``rigid_free`` False the body stays where it is."""
     tie = problem.tie
@@ -269,7 +275,7 @@ def solve_step(problem: ContactProblem, start: np.ndarray, rigid_start: np.ndarr
     cg_total = 0
     ratio = np.inf
     for iteration in range(1, MAX_NEWTON + 1):
-        points, contact_force, contact_matrix = problem.contact(u.reshape(-1, 3), state, friction)
+        points, contact_force, contact_matrix = problem.contact(u.reshape(-1, 3), state, friction, held)
         residual = applied + expand.T @ (contact_force - problem.stiffness @ u)
         scale = max(np.linalg.norm(applied), np.linalg.norm(expand.T @ contact_force), 1e-9)
         ratio = np.linalg.norm(residual[keep]) / scale
@@ -285,12 +291,15 @@ def solve_step(problem: ContactProblem, start: np.ndarray, rigid_start: np.ndarr
         step, info = sparse_linalg.cg(system, residual[keep], rtol=CG_RTOL, maxiter=MAX_CG, M=hierarchy,
                                       callback=counter)
         cg_total += counter.count
+        if _TRACE:
+            print(f"newton {iteration}: residual ratio {ratio:.2e}, {int(points.active.sum())} points in contact, "
+                  f"{counter.count} CG iterations", flush=True)
         if info != 0:
             raise GeometryError(f"the contact solve did not converge (CG, {counter.count} iterations): the "
                                 "mesh may have inverted elements or the penalty is far too stiff")
         z[keep] += step
         u = expand @ z
-    points, _, _ = problem.contact(u.reshape(-1, 3), state, friction)
+    points, _, _ = problem.contact(u.reshape(-1, 3), state, friction, held)
     return StepResult(u.reshape(-1, 3), z[n_free:].copy(), points, problem.commit(points, state),
                       MAX_NEWTON, cg_total, ratio, False)
 

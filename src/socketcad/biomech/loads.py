@@ -83,3 +83,50 @@ def iso10328_load_case(level: str, condition: str) -> LoadCase:
     anterior_mm, medial_mm = _OFFSET_MM[condition]
     force_n = heel_n if condition == "heel_strike" else push_n
     return LoadCase(level, condition, force_n, anterior_mm, medial_mm, source)
+
+
+# Interface load cases (socketcad.biomech.interface): loads on the limb's bones inside a fixed socket.
+GRAVITY_M_S2 = 9.81
+# Heel-strike vertical load, x body weight: 1.0-1.2 in walking (DOMAIN.md); K1 at the low end, K3 at the
+# top; K4 1.5 for running steps and uneven ground: assumption (DOMAIN: "more on stairs and uneven ground").
+HEEL_STRIKE_BW = {0: 1.0, 1: 1.0, 2: 1.1, 3: 1.2, 4: 1.5}
+STANCE_TORQUE_NM_PER_KG = 0.15  # transverse-plane peak in gait (Neumann et al., DOMAIN.md)
+STANDING_SHARE = 0.5  # two-legged standing: half the body weight on the prosthesis (assumption)
+PROSTHESIS_MASS_KG = 1.5  # below-knee prosthesis below the socket: assumption (typical)
+SWING_ANGULAR_SPEED_RAD_S = {0: 3.0, 1: 3.0, 2: 4.0, 3: 5.5, 4: 7.0}  # shank in late swing: assumption by K-level
+SWING_RADIUS_M = 0.35  # knee to the prosthesis's centre of mass: assumption
+
+
+@dataclass(frozen=True)
+class InterfaceCase:
+    """A static load on the limb's bones (socket held): force (3,) N and moment (3,) N mm about the knee."""
+
+    name: str
+    force_n: tuple[float, float, float]
+    moment_nmm: tuple[float, float, float]
+    how: str
+
+
+def interface_cases(body_mass_kg: float, k_level: int) -> tuple[InterfaceCase, ...]:
+    """Standing, heel strike, stance rotation and swing pull-off for a user of ``body_mass_kg`` and K-level.
+
+    z is up the limb: weight pushes the limb down (-z) into the socket; swing pulls it out (+z)."""
+    if not np.isfinite(body_mass_kg) or not 20.0 <= body_mass_kg <= 200.0:
+        raise InputError(f"body mass must be 20-200 kg, got {body_mass_kg}")
+    if k_level not in HEEL_STRIKE_BW:
+        raise InputError(f"K-level must be 0-4, got {k_level}")
+    weight = body_mass_kg * GRAVITY_M_S2
+    torque = STANCE_TORQUE_NM_PER_KG * body_mass_kg * 1e3
+    omega = SWING_ANGULAR_SPEED_RAD_S[k_level]
+    pull = PROSTHESIS_MASS_KG * (GRAVITY_M_S2 + omega ** 2 * SWING_RADIUS_M)
+    return (
+        InterfaceCase("standing", (0.0, 0.0, -STANDING_SHARE * weight), (0.0, 0.0, 0.0),
+                      f"two-legged standing: {STANDING_SHARE:g} x body weight (assumption)"),
+        InterfaceCase("heel_strike", (0.0, 0.0, -HEEL_STRIKE_BW[k_level] * weight), (0.0, 0.0, 0.0),
+                      f"{HEEL_STRIKE_BW[k_level]:g} x body weight along the axis (DOMAIN.md 1.0-1.2 walking; K4: assumption)"),
+        InterfaceCase("stance_rotation", (0.0, 0.0, -weight), (0.0, 0.0, torque),
+                      f"body weight with a {STANCE_TORQUE_NM_PER_KG:g} N m/kg torque about the axis (Neumann et al.)"),
+        InterfaceCase("swing_pull_off", (0.0, 0.0, pull), (0.0, 0.0, 0.0),
+                      f"prosthesis {PROSTHESIS_MASS_KG:g} kg under gravity and swing ({omega:g} rad/s at "
+                      f"{SWING_RADIUS_M:g} m): {pull:.0f} N pulling out (estimate)"),
+    )

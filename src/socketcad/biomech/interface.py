@@ -1,0 +1,336 @@
+"""Predicted interface pressure and shear between the limb (with its liner) and a rigid socket.
+
+Steps: donning (the limb, bones held, meets the cavity: the rectification's interference is resolved
+frictionlessly, as a liner rolled on and pushed home slides), then each load case from the standing
+state with Coulomb friction between liner and socket: standing, heel strike, stance rotation, swing
+pull-off (socketcad.biomech.loads). Pressure and shear come out per skin vertex (kPa), with a regional
+summary against the tolerance table (socketcad.biomech.tolerance).
+
+Validated: the solver against Lame's thick cylinder (contact pressure) and a uniform-stress patch
+(tests/test_fem.py). Estimates: everything about the limb, i.e. linear elastic tissue (small strain,
+though donning strains reach tens of per cent), homogeneous tissue, the default moduli, the load
+cases' magnitudes, a rigid socket, the closure models. Use the maps to compare designs, not as
+absolute truth.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from socketcad.anatomy.limb import Limb
+from socketcad.biomech import fem
+from socketcad.biomech.loads import interface_cases
+from socketcad.biomech.mesh import LINER, LimbMesh, TissueMesh, facet_indices, tissue_mesh, with_liner
+from socketcad.biomech.structure import lame_parameters
+from socketcad.biomech.tolerance import DEFAULT_TRANSTIBIAL, ELSEWHERE, SOURCE, RegionMap, RegionTolerance, region_map
+from socketcad.errors import InputError
+from socketcad.geometry import io
+from socketcad.geometry.solid import closest_faces
+
+TISSUE_YOUNGS_KPA = 100.0  # DOMAIN.md: indicative bulk 50-200 kPa
+TISSUE_POISSON = 0.49  # DOMAIN.md: 0.45-0.49, nearly incompressible
+LINER_POISSON = 0.47  # liners are nearly incompressible (DOMAIN.md); value: assumption
+PENALTY_FACTOR = 10.0  # k_n = factor x the liner's P-wave modulus / its thickness
+PIN_RADIUS_MM = 15.0  # liner surface held by a distal pin or lanyard attachment (assumption)
+PIN_HEIGHT_MM = 8.0
+SUCTION_KINDS = ("suction_seal_in", "suction_sleeve", "elevated_vacuum")
+PIN_KINDS = ("pin_lock", "lanyard")
+VALIDATED = ("solver: contact pressure of a rigid core in a thick cylinder vs Lame (within 5 %), uniform patch",)
+ESTIMATES = ("linear elastic, homogeneous soft tissue (small strain; donning strains are larger)",
+             "tissue and liner moduli (DOMAIN.md ranges), penalty contact stiffness, load magnitudes",
+             "rigid socket and bones; knee held; closure models (pin: distal liner tie; suction: no separation)",
+             "regional tolerances: " + SOURCE)
+
+
+@dataclass(frozen=True)
+class Materials:
+    """Moduli in kPa, friction coefficient liner-socket."""
+
+    tissue_youngs_kpa: float = TISSUE_YOUNGS_KPA
+    tissue_poisson: float = TISSUE_POISSON
+    liner_youngs_kpa: float = 600.0
+    liner_poisson: float = LINER_POISSON
+    friction: float = 0.61
+
+
+@dataclass(frozen=True, eq=False)
+class CaseResult:
+    """One step: per skin vertex pressure and shear (n,) kPa, the bones' motion, solver figures."""
+
+    name: str
+    how: str
+    pressure_kpa: np.ndarray
+    shear_kpa: np.ndarray
+    rigid_mm_rad: np.ndarray  # (6,) bones' translation (mm) and rotation (rad) relative to donned
+    contact_force_n: float  # total normal force
+    max_penetration_mm: float
+    newton_iterations: int
+    cg_iterations: int
+    converged: bool
+    seconds: float
+
+
+@dataclass(frozen=True, eq=False)
+class InterfaceResult:
+    cases: dict[str, CaseResult]
+    regions: RegionMap
+    materials: Materials
+    liner_thickness_mm: float
+    penalty_mpa_per_mm: float
+    dofs: int
+    elements: int
+    mesh_seconds: float
+    notes: tuple[str, ...]
+
+    @property
+    def pistoning_mm(self) -> float:
+        """Axial slide of the bones out of the socket from standing to swing pull-off (mm)."""
+        return float(self.cases["swing_pull_off"].rigid_mm_rad[2] - self.cases["standing"].rigid_mm_rad[2])
+
+    @property
+    def rotation_deg(self) -> float:
+        """Rotation of the bones in the socket about the long axis, standing to stance rotation (degrees)."""
+        return float(np.degrees(self.cases["stance_rotation"].rigid_mm_rad[5] - self.cases["standing"].rigid_mm_rad[5]))
+
+    def region_table(self, case: str) -> list[dict]:
+        """Per region: peak and mean pressure (kPa, over vertices in contact) against its tolerance."""
+        pressure = self.cases[case].pressure_kpa
+        rows = []
+        for index, region in enumerate(self.regions.regions + (ELSEWHERE,)):
+            where = self.regions.label == (index if index < len(self.regions.regions) else -1)
+            values = pressure[where]
+            peak = float(values.max()) if values.size else 0.0
+            loaded = values[values > 0]
+            rows.append({"region": region.name, "kind": region.kind, "tolerance_kpa": region.tolerance_kpa,
+                         "peak_kpa": round(peak, 1), "mean_kpa": round(float(loaded.mean()) if loaded.size else 0.0, 1),
+                         "over_tolerance": bool(peak > region.tolerance_kpa), "vertices": int(where.sum())})
+        return rows
+
+    def summary(self) -> dict:
+        """Plain data: per case peaks, means, peak-to-mean ratio, regions; pistoning and rotation."""
+        cases = {}
+        for name, case in self.cases.items():
+            loaded = case.pressure_kpa[case.pressure_kpa > 0]
+            mean = float(loaded.mean()) if loaded.size else 0.0
+            cases[name] = {
+                "how": case.how, "peak_pressure_kpa": round(float(case.pressure_kpa.max()), 1),
+                "mean_pressure_kpa": round(mean, 1),
+                "peak_to_mean": round(float(case.pressure_kpa.max()) / mean, 2) if mean else None,
+                "peak_shear_kpa": round(float(case.shear_kpa.max()), 1),
+                "contact_force_n": round(case.contact_force_n, 1),
+                "max_penetration_mm": round(case.max_penetration_mm, 3),
+                "newton_iterations": case.newton_iterations, "cg_iterations": case.cg_iterations,
+                "converged": case.converged, "seconds": round(case.seconds, 2),
+                "regions": self.region_table(name) if name != "donning" else None,
+            }
+        return {
+            "units": "kPa, mm, N, degrees",
+            "cases": cases,
+            "pistoning_mm": round(self.pistoning_mm, 2),
+            "stance_rotation_deg": round(self.rotation_deg, 2),
+            "materials": self.materials.__dict__,
+            "liner_thickness_mm": self.liner_thickness_mm,
+            "penalty_stiffness_mpa_per_mm": round(self.penalty_mpa_per_mm, 3),
+            "dofs": self.dofs, "elements": self.elements, "mesh_seconds": round(self.mesh_seconds, 1),
+            "notes": list(self.notes), "validated": list(VALIDATED), "estimates": list(ESTIMATES),
+        }
+
+    def save(self, directory: Path) -> dict[str, Path]:
+        """Per-vertex maps (npz: <case>_pressure_kpa, <case>_shear_kpa, region_label) and the summary
+        (json), each written atomically."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {"region_label": self.regions.label}
+        for name, case in self.cases.items():
+            arrays[f"{name}_pressure_kpa"] = case.pressure_kpa
+            arrays[f"{name}_shear_kpa"] = case.shear_kpa
+        paths = {"maps": directory / "interface-maps.npz", "summary": directory / "interface-summary.json"}
+
+        def write_npz(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, **arrays)
+
+        io.write_atomic(paths["maps"], write_npz)
+        io.write_atomic(paths["summary"], lambda tmp: tmp.write_text(json.dumps(self.summary(), indent=2)))
+        return paths
+
+
+def analyse_interface(
+    limb: Limb,
+    cavity: trimesh.Trimesh,
+    liner_thickness_mm: float,
+    closure_kind: str,
+    body_mass_kg: float,
+    k_level: int,
+    materials: Materials = Materials(),
+    tissue: TissueMesh | None = None,
+    tolerances: tuple[RegionTolerance, ...] = DEFAULT_TRANSTIBIAL,
+    cases: tuple[str, ...] | None = None,
+) -> InterfaceResult:
+    """Donning, then the load cases, of ``limb`` (landmarks located) in the rigid ``cavity`` (the
+    socket's inner surface, limb frame, mm). ``tissue``: a mesh from ``tissue_mesh`` to reuse.
+    ``cases``: names to run after donning (default all; 'standing' always runs)."""
+    loads = {case.name: case for case in interface_cases(body_mass_kg, k_level)}
+    wanted = tuple(loads) if cases is None else ("standing",) + tuple(c for c in cases if c != "standing")
+    unknown = [c for c in wanted if c not in loads]
+    if unknown:
+        raise InputError(f"unknown load case {unknown[0]!r}: choose from {', '.join(loads)}")
+    started = time.perf_counter()
+    tissue = tissue if tissue is not None else tissue_mesh(limb)
+    limb_mesh = with_liner(tissue, liner_thickness_mm)
+    mesh_seconds = limb_mesh.seconds
+    problem, penalty = _problem(limb_mesh, _into_wall(cavity), materials)
+    empty = fem.ContactState.empty(problem.phi.shape[1:])
+    zero = np.zeros(problem.basis.N * 3).reshape(-1, 3)
+    mapper = _SkinMapper(limb, limb_mesh)
+
+    def record(name, how, step, seconds, reference=None):
+        rigid = step.rigid_mm_rad - (reference if reference is not None else 0.0)
+        return _case(name, how, step, problem, mapper, rigid, seconds)
+
+    results = {}
+    clock = time.perf_counter()
+    donned = _donned(problem, zero, empty)
+    results["donning"] = record("donning", "the limb (bones held) pushed home into the cavity, frictionless", donned,
+                                time.perf_counter() - clock)
+    standing = None
+    for name in wanted:
+        case = loads[name]
+        clock = time.perf_counter()
+        step_problem, held = _closure(problem, limb_mesh, closure_kind, standing, name)
+        start = donned if name == "standing" else standing
+        step = fem.solve_step(step_problem, start.displacement_mm, start.rigid_mm_rad, start.state,
+                              np.asarray(case.force_n), np.asarray(case.moment_nmm), rigid_free=True, friction=True,
+                              held=held)
+        if name == "standing":
+            standing = step
+        results[name] = record(name, case.how, step, time.perf_counter() - clock)
+    notes = limb_mesh.notes + (f"analysis {time.perf_counter() - started:.1f} s",)
+    return InterfaceResult(results, region_map(limb, tolerances), materials, limb_mesh.liner_thickness_mm, penalty,
+                           3 * problem.basis.N, int(limb_mesh.mesh.nelements), mesh_seconds, notes)
+
+
+DONNING_INCREMENTS = 4
+
+
+def _donned(problem: fem.ContactProblem, zero: np.ndarray, empty: fem.ContactState) -> fem.StepResult:
+    """Donning as the cavity closing in: it starts pushed out past the deepest interference and moves
+    to its place in ``DONNING_INCREMENTS`` steps (frictionless, bones held), each from the last."""
+    depth, _, facing = problem.surface.penetration(problem.reference_mm.reshape(-1, 3))
+    deepest = float(np.max(np.where(facing, depth, 0.0), initial=0.0))
+    step = None
+    for fraction in np.linspace(1.0, 0.0, DONNING_INCREMENTS + 1)[1:]:
+        problem.surface.offset_mm = fraction * deepest
+        start = zero if step is None else step.displacement_mm
+        step = fem.solve_step(problem, start, np.zeros(6), empty, np.zeros(3), np.zeros(3), rigid_free=False,
+                              friction=False)
+    return step
+
+
+def _problem(limb_mesh: LimbMesh, cavity: trimesh.Trimesh, materials: Materials):
+    mesh = limb_mesh.mesh
+    youngs = np.where(limb_mesh.material == LINER, materials.liner_youngs_kpa, materials.tissue_youngs_kpa) / 1e3
+    poisson = np.where(limb_mesh.material == LINER, materials.liner_poisson, materials.tissue_poisson)
+    stiffness, basis = fem.bulk_and_shear(mesh, youngs, poisson)
+    tied = np.zeros(basis.N, dtype=bool)
+    tied[basis.nodal_dofs[0]] = limb_mesh.rigid
+    tied[basis.edge_dofs[0]] = limb_mesh.rigid[mesh.edges].all(axis=0)
+    centre = np.array([0.0, 0.0, limb_mesh.top_mm])
+    tie = fem.RigidTie.of(basis.doflocs.T, tied, centre)
+    lam, mu = lame_parameters(materials.liner_youngs_kpa / 1e3, materials.liner_poisson)
+    penalty = PENALTY_FACTOR * (lam + 2 * mu) / limb_mesh.liner_thickness_mm
+    law = fem.ContactLaw(penalty, penalty, materials.friction)
+    facets = facet_indices(mesh, limb_mesh.outer_faces)
+    return fem.ContactProblem(stiffness, basis, tie, facets, fem.RigidSurface(cavity), law), penalty
+
+
+def _into_wall(cavity: trimesh.Trimesh) -> trimesh.Trimesh:
+    """The cavity with its normals pointing into the wall (away from the long axis)."""
+    if not isinstance(cavity, trimesh.Trimesh) or len(cavity.faces) == 0:
+        raise InputError("the socket cavity is empty")
+    radial = cavity.triangles_center.copy()
+    radial[:, 2] = 0.0
+    outward = np.einsum("ij,ij->i", cavity.face_normals, radial) * cavity.area_faces
+    return cavity if outward.sum() > 0 else trimesh.Trimesh(cavity.vertices, cavity.faces[:, ::-1], process=False)
+
+
+def _closure(problem: fem.ContactProblem, limb_mesh: LimbMesh, kind: str, standing, name: str):
+    """The problem and held points for one case: in swing a pin or lanyard holds the liner's distal end
+    (its nodes fixed to the socket), suction keeps what touched in standing from separating."""
+    if name != "swing_pull_off":
+        return problem, None
+    if kind in SUCTION_KINDS:
+        return problem, standing.points.active
+    if kind in PIN_KINDS:
+        node = problem.node_mm
+        outer = np.unique(limb_mesh.outer_faces)
+        pin_vertex = outer[(np.hypot(node[outer, 0], node[outer, 1]) < PIN_RADIUS_MM)
+                           & (node[outer, 2] < node[outer, 2].min() + PIN_HEIGHT_MM)]
+        fixed = np.zeros(3 * problem.basis.N, dtype=bool)
+        fixed[(3 * pin_vertex[:, None] + np.arange(3)).ravel()] = True
+        tie = fem.RigidTie.of(node, problem.tie.tied, problem.tie.centre_mm, fixed_dofs=fixed)
+        return replace(problem, tie=tie), None
+    return problem, None
+
+
+class _SkinMapper:
+    """Carries values on the mesh's skin faces to the limb's own skin vertices (barycentric)."""
+
+    def __init__(self, limb: Limb, limb_mesh: LimbMesh):
+        points = limb_mesh.mesh.p.T
+        self.skin = trimesh.Trimesh(points, limb_mesh.skin_faces, process=False)
+        self.area = self.skin.area_faces
+        closest, _, face = closest_faces(self.skin, np.asarray(limb.skin.vertices))
+        self.face = face
+        self.barycentric = trimesh.triangles.points_to_barycentric(self.skin.triangles[face], closest)
+        self.barycentric = np.clip(self.barycentric, 0.0, 1.0)
+        self.barycentric /= self.barycentric.sum(axis=1, keepdims=True)
+
+    def __call__(self, per_face: np.ndarray) -> np.ndarray:
+        """(k,) values on the mesh's skin faces -> (n,) on the limb's skin vertices."""
+        faces = self.skin.faces
+        total = np.zeros(len(self.skin.vertices))
+        weight = np.zeros(len(self.skin.vertices))
+        for corner in range(3):
+            np.add.at(total, faces[:, corner], per_face * self.area)
+            np.add.at(weight, faces[:, corner], self.area)
+        at_vertex = total / np.maximum(weight, 1e-12)
+        return np.einsum("ij,ij->i", at_vertex[faces[self.face]], self.barycentric)
+
+
+def _case(name, how, step: fem.StepResult, problem: fem.ContactProblem, mapper: _SkinMapper, rigid, seconds) -> CaseResult:
+    weight = problem.facet_basis.dx
+    points = step.points
+    pressure_face = (points.pressure_mpa * weight).sum(axis=1) / weight.sum(axis=1)
+    shear_face = (np.linalg.norm(points.shear_mpa, axis=-1) * weight).sum(axis=1) / weight.sum(axis=1)
+    force = float((points.pressure_mpa * weight).sum())
+    return CaseResult(name, how, 1e3 * mapper(pressure_face), 1e3 * mapper(shear_face), np.asarray(rigid), force,
+                      float(np.where(points.active, points.depth_mm, 0.0).max()), step.newton_iterations,
+                      step.cg_iterations, step.converged, seconds)
+
+
+CAVITY_REACH_MM = 25.0  # cavity faces lie within this of the skin (liner + relief + interference)
+
+
+def cavity_of(socket_solid: trimesh.Trimesh, limb: Limb) -> trimesh.Trimesh:
+    """The cavity (inner surface) of a socket solid in the limb's frame: the faces within reach of the
+    skin that face it (outward normal against the skin's normal at its nearest point), largest
+    connected patch. Normals point into the cavity as they came; ``analyse_interface`` turns them."""
+    centre = socket_solid.triangles_center
+    closest, distance, face = closest_faces(limb.skin, centre)
+    facing = np.einsum("ij,ij->i", socket_solid.face_normals, limb.skin.face_normals[face]) < -0.5
+    keep = np.flatnonzero(facing & (distance < CAVITY_REACH_MM))
+    if len(keep) == 0:
+        raise InputError("the socket has no surface facing the limb: is it this limb's socket, in its frame?")
+    part = socket_solid.submesh([keep], append=True, repair=False)
+    pieces = part.split(only_watertight=False)
+    cavity = max(pieces, key=lambda piece: piece.area) if len(pieces) else part
+    if cavity.area < 0.3 * limb.skin.area:
+        raise InputError("the socket's cavity covers too little of the limb: is it this limb's socket, in its frame?")
+    return cavity

@@ -1,0 +1,95 @@
+"""Regional pressure tolerance of the transtibial residual limb: where the socket may press, and how hard.
+
+Each region is an ellipse on the skin around a landmark (socketcad.anatomy.regions), with the largest
+interface pressure (kPa) it is taken to tolerate in walking. The classes follow the clinical consensus in
+DOMAIN.md (PTB loads the patellar tendon, the medial tibial flare and the popliteal area; relieves the
+fibular head, tibial crest and distal tibia). The kPa values are this project's indicative defaults, set
+from the published walking peaks (50-250 kPa, Safari & Meier 2015; Dumbleton 2009): tolerant regions at
+the top of that range, soft tissue in the middle, bony prominences at its lower part. They are not
+measured pain thresholds: edit them for the patient (``read_tolerances``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from scipy.spatial import cKDTree
+
+from socketcad.anatomy.limb import Limb
+from socketcad.anatomy.regions import place_region, region_weights
+from socketcad.errors import InputError
+from socketcad.geometry import io
+from socketcad.geometry.deform import vertex_normals
+
+SOURCE = ("indicative defaults from the published transtibial walking peaks 50-250 kPa (Safari & Meier 2015; "
+          "Dumbleton 2009) and the PTB load/relief classes; not measured pain thresholds, edit per patient")
+
+
+class RegionTolerance(BaseModel):
+    """One region: an ellipse (mm) around a landmark and its tolerated walking pressure (kPa)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    landmark: str
+    width_mm: float = Field(gt=0, le=200)
+    height_mm: float = Field(gt=0, le=300)
+    tolerance_kpa: float = Field(gt=0, le=2000)
+    kind: str = Field(pattern="^(tolerant|intermediate|sensitive)$")
+
+
+DEFAULT_TRANSTIBIAL = (
+    RegionTolerance(name="patellar tendon", landmark="mpt", width_mm=30, height_mm=15, tolerance_kpa=250, kind="tolerant"),
+    RegionTolerance(name="medial tibial flare", landmark="medial_tibial_flare", width_mm=30, height_mm=40,
+                    tolerance_kpa=220, kind="tolerant"),
+    RegionTolerance(name="popliteal", landmark="popliteal", width_mm=50, height_mm=30, tolerance_kpa=200, kind="tolerant"),
+    RegionTolerance(name="fibular head", landmark="fibular_head", width_mm=30, height_mm=30, tolerance_kpa=100,
+                    kind="sensitive"),
+    RegionTolerance(name="tibial crest", landmark="tibial_crest", width_mm=15, height_mm=60, tolerance_kpa=100,
+                    kind="sensitive"),
+    RegionTolerance(name="distal tibia", landmark="distal_tibia", width_mm=30, height_mm=30, tolerance_kpa=100,
+                    kind="sensitive"),
+)
+ELSEWHERE = RegionTolerance(name="elsewhere", landmark="-", width_mm=1, height_mm=1, tolerance_kpa=150, kind="intermediate")
+
+
+@dataclass(frozen=True)
+class RegionMap:
+    """Which skin vertices (n,) belong to which region (-1: elsewhere) and the table used."""
+
+    label: np.ndarray
+    regions: tuple[RegionTolerance, ...]
+
+
+def read_tolerances(path: Path) -> tuple[RegionTolerance, ...]:
+    """A tolerance table from YAML/JSON: a list of regions (fields as RegionTolerance)."""
+    data = io.read_data_file(path, "tolerance table")
+    if not isinstance(data, list) or not data:
+        raise InputError(f"{path}: a tolerance table is a list of regions")
+    try:
+        return tuple(RegionTolerance(**entry) for entry in data)
+    except (TypeError, ValidationError) as error:
+        first = error.errors()[0] if isinstance(error, ValidationError) else {"loc": (), "msg": str(error)}
+        raise InputError(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+
+
+def region_map(limb: Limb, regions: tuple[RegionTolerance, ...] = DEFAULT_TRANSTIBIAL) -> RegionMap:
+    """Label every skin vertex of ``limb`` (landmarks located) with its region: weight >= 0.5 of the
+    region's ellipse (socketcad.anatomy.regions); where regions overlap, the least tolerant wins."""
+    vertices = np.asarray(limb.skin.vertices)
+    normals = vertex_normals(limb.skin)
+    tree = cKDTree(vertices)
+    label = np.full(len(vertices), -1)
+    best = np.full(len(vertices), np.inf)
+    for index, region in enumerate(regions):
+        landmark = limb.landmarks.get(region.landmark)
+        if landmark is None:
+            continue
+        centre = int(tree.query(landmark.point_mm)[1])
+        placement = place_region(vertices, normals, centre, region.width_mm, region.height_mm, 0.25 * region.width_mm)
+        inside = region_weights(vertices, normals, placement) >= 0.5
+        take = inside & (region.tolerance_kpa < best)
+        label[take], best[take] = index, region.tolerance_kpa
+    return RegionMap(label, tuple(regions))
