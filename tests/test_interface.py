@@ -14,8 +14,17 @@ def tt_mean():
 
 
 @pytest.fixture(scope="module")
-def tissue(tt_mean):
-    return tissue_mesh(tt_mean)
+def tissue(tt_mean, tmp_path_factory):
+    import os
+
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        mesh = tissue_mesh(tt_mean)
+        assert os.listdir(".") == []  # nothing left in the working folder
+    finally:
+        os.chdir(here)
+    return mesh
 
 
 def volumes(points, tetrahedra):

@@ -11,6 +11,8 @@ held in this static analysis: the thigh above the scan moves with the femur).
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -88,9 +90,11 @@ def tissue_mesh(limb: Limb, edge_mm: float = DEFAULT_EDGE_MM) -> TissueMesh:
         if inside.any():
             body = body - (solid.to_manifold(bone) if bone.is_watertight else _closed_below(bone, top))
     surface = solid.from_manifold(body)
-    points, tetrahedra = pytetwild.tetrahedralize(
-        np.array(surface.vertices, dtype=np.float64), np.array(surface.faces, dtype=np.int32),
-        edge_length_abs=float(edge_mm), epsilon=ENVELOPE, stop_energy=50.0, num_opt_iter=3, num_threads=0)
+    # fTetWild writes a scratch file (__tracked_surface.stl) into the working folder: run it elsewhere
+    with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
+        points, tetrahedra = pytetwild.tetrahedralize(
+            np.array(surface.vertices, dtype=np.float64), np.array(surface.faces, dtype=np.int32),
+            edge_length_abs=float(edge_mm), epsilon=ENVELOPE, stop_energy=50.0, num_opt_iter=3, num_threads=0)
     points, tetrahedra = _compacted(np.asarray(points, dtype=np.float64), np.asarray(tetrahedra, dtype=np.int64))
     tetrahedra = _oriented(points, tetrahedra)
     skin_faces, rigid = _classified_boundary(points, tetrahedra, limb, top, edge_mm)
