@@ -80,20 +80,13 @@ class RigidTie:
         if fixed_dofs is not None:
             free_dofs = free_dofs[~fixed_dofs[free_dofs]]
         tied_dofs = vector_dofs(np.flatnonzero(tied))
-        r = node_mm[tied] - centre_mm
-        modes = np.zeros((int(tied.sum()), 3, 6))
-        modes[:, [0, 1, 2], [0, 1, 2]] = 1.0
-        modes[:, 1, 3], modes[:, 2, 3] = -r[:, 2], r[:, 1]
-        modes[:, 0, 4], modes[:, 2, 4] = r[:, 2], -r[:, 0]
-        modes[:, 0, 5], modes[:, 1, 5] = -r[:, 1], r[:, 0]
-        modes = modes.reshape(-1, 6)
+        modes = rigid_body_modes(node_mm[tied], centre_mm)
         free_part = sparse.csr_matrix((np.ones(len(free_dofs)), (free_dofs, np.arange(len(free_dofs)))),
                                       shape=(3 * n, len(free_dofs) + 6))
         rows = np.repeat(tied_dofs, 6)
         cols = np.tile(len(free_dofs) + np.arange(6), len(tied_dofs))
         rigid_part = sparse.csr_matrix((modes.ravel(), (rows, cols)), shape=(3 * n, len(free_dofs) + 6))
         return cls(tied, np.asarray(centre_mm, dtype=np.float64), (free_part + rigid_part).tocsr(), free_dofs)
-
 
     @property
     def whole_nodes(self) -> bool:
@@ -271,18 +264,20 @@ def solve_step(problem: ContactProblem, start: np.ndarray, rigid_start: np.ndarr
     z = np.concatenate([u[tie.free_dofs], rigid_start])
     applied = np.concatenate([np.zeros(n_free), force_n, moment_nmm])
     keep = np.arange(n_free + 6) if rigid_free else np.arange(n_free)
+    reduced_stiffness = (expand.T @ problem.stiffness @ expand).tocsr()  # once: only contact changes
     hierarchy = None
     cg_total = 0
     ratio = np.inf
     for iteration in range(1, MAX_NEWTON + 1):
         points, contact_force, contact_matrix = problem.contact(u.reshape(-1, 3), state, friction, held)
-        residual = applied + expand.T @ (contact_force - problem.stiffness @ u)
-        scale = max(np.linalg.norm(applied), np.linalg.norm(expand.T @ contact_force), 1e-9)
+        reduced_contact = expand.T @ contact_force
+        residual = applied + reduced_contact - expand.T @ (problem.stiffness @ u)
+        scale = max(np.linalg.norm(applied), np.linalg.norm(reduced_contact), 1e-9)
         ratio = np.linalg.norm(residual[keep]) / scale
         if ratio < NEWTON_RTOL:
             return StepResult(u.reshape(-1, 3), z[n_free:].copy(), points, problem.commit(points, state),
                               iteration - 1, cg_total, ratio, True)
-        matrix = (expand.T @ (problem.stiffness + contact_matrix) @ expand).tocsr()
+        matrix = (reduced_stiffness + expand.T @ contact_matrix @ expand).tocsr()
         if hierarchy is None:  # one preconditioner per increment: the contact terms change little
             hierarchy = _preconditioner(matrix, n_free, _free_modes(problem.node_mm, tie), rigid_free,
                                         tie.whole_nodes)

@@ -27,10 +27,11 @@ from socketcad.anatomy.limb import Limb
 from socketcad.biomech import fem
 from socketcad.biomech.loads import interface_cases
 from socketcad.biomech.mesh import LINER, LimbMesh, TissueMesh, facet_indices, tissue_mesh, with_liner
-from socketcad.biomech.structure import lame_parameters
+from socketcad.biomech.structure import lame_parameters, p2_nodes
 from socketcad.biomech.tolerance import DEFAULT_TRANSTIBIAL, ELSEWHERE, SOURCE, RegionMap, RegionTolerance, region_map
 from socketcad.errors import InputError
 from socketcad.geometry import io
+from socketcad.geometry.deform import vertex_face_incidence
 from socketcad.geometry.solid import closest_faces
 
 TISSUE_YOUNGS_KPA = 100.0  # DOMAIN.md: indicative bulk 50-200 kPa
@@ -187,12 +188,11 @@ def analyse_interface(
     mesh_seconds = limb_mesh.seconds
     problem, penalty = _problem(limb_mesh, _into_wall(cavity), materials)
     empty = fem.ContactState.empty(problem.phi.shape[1:])
-    zero = np.zeros(problem.basis.N * 3).reshape(-1, 3)
+    zero = np.zeros((problem.basis.N, 3))
     mapper = _SkinMapper(limb, limb_mesh)
 
-    def record(name, how, step, seconds, reference=None):
-        rigid = step.rigid_mm_rad - (reference if reference is not None else 0.0)
-        return _case(name, how, step, problem, mapper, rigid, seconds)
+    def record(name, how, step, seconds):
+        return _case(name, how, step, problem, mapper, seconds)
 
     results = {}
     clock = time.perf_counter()
@@ -238,9 +238,7 @@ def _problem(limb_mesh: LimbMesh, cavity: trimesh.Trimesh, materials: Materials)
     youngs = np.where(limb_mesh.material == LINER, materials.liner_youngs_kpa, materials.tissue_youngs_kpa) / 1e3
     poisson = np.where(limb_mesh.material == LINER, materials.liner_poisson, materials.tissue_poisson)
     stiffness, basis = fem.bulk_and_shear(mesh, youngs, poisson)
-    tied = np.zeros(basis.N, dtype=bool)
-    tied[basis.nodal_dofs[0]] = limb_mesh.rigid
-    tied[basis.edge_dofs[0]] = limb_mesh.rigid[mesh.edges].all(axis=0)
+    tied = p2_nodes(mesh, basis, limb_mesh.rigid)
     centre = np.array([0.0, 0.0, limb_mesh.top_mm])
     tie = fem.RigidTie.of(basis.doflocs.T, tied, centre)
     lam, mu = lame_parameters(materials.liner_youngs_kpa / 1e3, materials.liner_poisson)
@@ -286,6 +284,7 @@ class _SkinMapper:
         points = limb_mesh.mesh.p.T
         self.skin = trimesh.Trimesh(points, limb_mesh.skin_faces, process=False)
         self.area = self.skin.area_faces
+        self.incidence = vertex_face_incidence(self.skin)
         closest, _, face = closest_faces(self.skin, np.asarray(limb.skin.vertices))
         self.face = face
         self.barycentric = trimesh.triangles.points_to_barycentric(self.skin.triangles[face], closest)
@@ -294,23 +293,17 @@ class _SkinMapper:
 
     def __call__(self, per_face: np.ndarray) -> np.ndarray:
         """(k,) values on the mesh's skin faces -> (n,) on the limb's skin vertices."""
-        faces = self.skin.faces
-        total = np.zeros(len(self.skin.vertices))
-        weight = np.zeros(len(self.skin.vertices))
-        for corner in range(3):
-            np.add.at(total, faces[:, corner], per_face * self.area)
-            np.add.at(weight, faces[:, corner], self.area)
-        at_vertex = total / np.maximum(weight, 1e-12)
-        return np.einsum("ij,ij->i", at_vertex[faces[self.face]], self.barycentric)
+        at_vertex = (self.incidence @ (per_face * self.area)) / np.maximum(self.incidence @ self.area, 1e-12)
+        return np.einsum("ij,ij->i", at_vertex[self.skin.faces[self.face]], self.barycentric)
 
 
-def _case(name, how, step: fem.StepResult, problem: fem.ContactProblem, mapper: _SkinMapper, rigid, seconds) -> CaseResult:
+def _case(name, how, step: fem.StepResult, problem: fem.ContactProblem, mapper: _SkinMapper, seconds) -> CaseResult:
     weight = problem.facet_basis.dx
     points = step.points
     pressure_face = (points.pressure_mpa * weight).sum(axis=1) / weight.sum(axis=1)
     shear_face = (np.linalg.norm(points.shear_mpa, axis=-1) * weight).sum(axis=1) / weight.sum(axis=1)
     force = float((points.pressure_mpa * weight).sum())
-    return CaseResult(name, how, 1e3 * mapper(pressure_face), 1e3 * mapper(shear_face), np.asarray(rigid), force,
+    return CaseResult(name, how, 1e3 * mapper(pressure_face), 1e3 * mapper(shear_face), step.rigid_mm_rad, force,
                       float(np.where(points.active, points.depth_mm, 0.0).max()), step.newton_iterations,
                       step.cg_iterations, step.converged, seconds)
 
@@ -323,7 +316,7 @@ def cavity_of(socket_solid: trimesh.Trimesh, limb: Limb) -> trimesh.Trimesh:
     skin that face it (outward normal against the skin's normal at its nearest point), largest
     connected patch. Normals point into the cavity as they came; ``analyse_interface`` turns them."""
     centre = socket_solid.triangles_center
-    closest, distance, face = closest_faces(limb.skin, centre)
+    _, distance, face = closest_faces(limb.skin, centre)
     facing = np.einsum("ij,ij->i", socket_solid.face_normals, limb.skin.face_normals[face]) < -0.5
     keep = np.flatnonzero(facing & (distance < CAVITY_REACH_MM))
     if len(keep) == 0:

@@ -74,7 +74,7 @@ class TissueMesh:
 
 def tissue_mesh(limb: Limb, edge_mm: float = DEFAULT_EDGE_MM) -> TissueMesh:
     """Tetrahedra of the soft tissue between ``limb``'s skin and bones, below its top; InputError
-    if the limb has no bones (fit some first: socketcad.biomech.mesh.with_fitted_bones)."""
+    if the limb has no bones (fitting the OpenLimbTT mean bones into a scan is not written yet)."""
     import pytetwild  # imported here: a compiled dependency only analysis needs
 
     if not np.isfinite(edge_mm) or not 2.0 <= edge_mm <= 40.0:

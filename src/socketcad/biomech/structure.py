@@ -214,7 +214,7 @@ def solve_wall(
     load = _load_vector(mesh, facets, force_n, moment_nmm, point_mm)
 
     node_mm = basis.doflocs.T
-    node_fixed = _fixed_nodes(mesh, basis, fixed)
+    node_fixed = p2_nodes(mesh, basis, fixed)
     free = vector_dofs(np.flatnonzero(~node_fixed))
     columns = _node_columns(mesh, basis)
     displacement = np.zeros(3 * basis.N)
@@ -411,8 +411,8 @@ def _load_vector(mesh, facets, force_n, moment_nmm, point_mm) -> np.ndarray:
     return load.ravel()
 
 
-def _fixed_nodes(mesh: MeshTet, basis: Basis, fixed: np.ndarray) -> np.ndarray:
-    """(N,) clamped P2 nodes: fixed vertices and the midpoints of edges between two of them."""
+def p2_nodes(mesh: MeshTet, basis: Basis, fixed: np.ndarray) -> np.ndarray:
+    """(N,) P2 nodes of a vertex mask (V,): the vertices and the midpoints of edges between two of them."""
     node_fixed = np.zeros(basis.N, dtype=bool)
     node_fixed[basis.nodal_dofs[0]] = fixed
     node_fixed[basis.edge_dofs[0]] = fixed[mesh.edges].all(axis=0)
@@ -441,9 +441,10 @@ def _node_columns(mesh: MeshTet, basis: Basis) -> np.ndarray | None:
     return None
 
 
-def rigid_body_modes(points: np.ndarray) -> np.ndarray:
-    """(3k, 6) translations and rotations of points (k, 3), interleaved like the displacement dofs."""
-    r = points - points.mean(axis=0)
+def rigid_body_modes(points: np.ndarray, centre: np.ndarray | None = None) -> np.ndarray:
+    """(3k, 6) translations and rotations (about ``centre``, default the points' mean) of points (k, 3),
+    interleaved like the displacement dofs."""
+    r = points - (points.mean(axis=0) if centre is None else centre)
     modes = np.zeros((len(points), 3, 6))
     modes[:, [0, 1, 2], [0, 1, 2]] = 1.0
     modes[:, 1, 3], modes[:, 2, 3] = -r[:, 2], r[:, 1]  # about x

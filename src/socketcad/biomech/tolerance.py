@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial import cKDTree
 
 from socketcad.anatomy.limb import Limb
 from socketcad.anatomy.regions import place_region, region_weights
-from socketcad.errors import InputError
+from socketcad.errors import InputError, validated
 from socketcad.geometry import io
 from socketcad.geometry.deform import vertex_normals
 
@@ -68,11 +68,8 @@ def read_tolerances(path: Path) -> tuple[RegionTolerance, ...]:
     data = io.read_data_file(path, "tolerance table")
     if not isinstance(data, list) or not data:
         raise InputError(f"{path}: a tolerance table is a list of regions")
-    try:
-        return tuple(RegionTolerance(**entry) for entry in data)
-    except (TypeError, ValidationError) as error:
-        first = error.errors()[0] if isinstance(error, ValidationError) else {"loc": (), "msg": str(error)}
-        raise InputError(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+    return tuple(validated(RegionTolerance, entry, f"{path}: region {number}", "a region is a mapping of fields")
+                 for number, entry in enumerate(data, start=1))
 
 
 def region_map(limb: Limb, regions: tuple[RegionTolerance, ...] = DEFAULT_TRANSTIBIAL) -> RegionMap:
