@@ -6,13 +6,23 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= out/demo
 
+# CHOLMOD (SuiteSparse) for scikit-sparse's sparse Cholesky, OpenBLAS under it (the reference BLAS
+# is 15 times slower); Debian's packages, installed when missing.
+SYSTEM_PACKAGES := libsuitesparse-dev libopenblas0-pthread
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: demo test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.system: | $(BIN)/python
+	dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.system | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
@@ -26,6 +36,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_capture.py
 	$(BIN)/python benchmarks/bench_rectify.py
 	$(BIN)/python benchmarks/bench_socket.py
+	$(BIN)/python benchmarks/bench_interface.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info

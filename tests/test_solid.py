@@ -127,3 +127,14 @@ def test_a_shell_is_split_clear_of_its_vertices():
     assert plane - height < 1.0
     joined = solid.rejoined(lower, upper, seam)
     assert joined.is_watertight and len(self_intersections(joined)) == 0
+
+
+def test_closest_faces_answers_every_point_when_a_vertex_has_no_face():
+    """A point whose nearest vertex belongs to no face (a tet mesh's inner vertex beside its skin
+    faces) still gets its nearest face: once it silently dropped out of the answer."""
+    box = trimesh.creation.box()
+    mesh = trimesh.Trimesh(np.vstack([box.vertices, [[0.0, 0.0, 0.45]]]), box.faces, process=False)
+    closest, distance, face = solid.closest_faces(mesh, np.array([[0.0, 0.0, 0.4], [2.0, 0.0, 0.0]]))
+    assert len(face) == 2
+    assert np.allclose(distance, [0.1, 1.5])
+    assert np.allclose(closest, [[0.0, 0.0, 0.5], [0.5, 0.0, 0.0]])

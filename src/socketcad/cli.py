@@ -461,7 +461,7 @@ def analyze(
     body_mass_kg: float = typer.Option(80.0, "--body-mass", help="Body mass, kg (load cases)."),
     k_level: int = typer.Option(3, "--k-level", help="Mobility grade K0-K4 (heel strike and swing loads)."),
     tolerance_file: Optional[Path] = typer.Option(None, "--tolerances", help="Regional pressure tolerance table (YAML/JSON list) replacing the defaults."),
-    edge_mm: float = typer.Option(10.0, "--edge-mm", help="Tissue mesh edge length, mm (smaller: finer and slower)."),
+    edge_mm: float = typer.Option(12.0, "--edge-mm", help="Tissue mesh edge length, mm (smaller: finer and slower; 12: see README)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     units: Optional[str] = UnitsOption,
     side: Optional[str] = SideOption,

@@ -72,7 +72,9 @@ class CaseResult:
     contact_force_n: float  # total normal force
     max_penetration_mm: float
     newton_iterations: int
+    factorizations: int
     cg_iterations: int
+    residual_ratio: float  # force residual relative to the load at the end
     converged: bool
     seconds: float
 
@@ -90,13 +92,17 @@ class InterfaceResult:
     notes: tuple[str, ...]
 
     @property
-    def pistoning_mm(self) -> float:
-        """Axial slide of the bones out of the socket from standing to swing pull-off (mm)."""
+    def pistoning_mm(self) -> float | None:
+        """Axial slide of the bones out of the socket from standing to swing pull-off (mm), if run."""
+        if "swing_pull_off" not in self.cases:
+            return None
         return float(self.cases["swing_pull_off"].rigid_mm_rad[2] - self.cases["standing"].rigid_mm_rad[2])
 
     @property
-    def rotation_deg(self) -> float:
-        """Rotation of the bones in the socket about the long axis, standing to stance rotation (degrees)."""
+    def rotation_deg(self) -> float | None:
+        """Rotation of the bones about the long axis, standing to stance rotation (degrees), if run."""
+        if "stance_rotation" not in self.cases:
+            return None
         return float(np.degrees(self.cases["stance_rotation"].rigid_mm_rad[5] - self.cases["standing"].rigid_mm_rad[5]))
 
     def region_table(self, case: str) -> list[dict]:
@@ -126,15 +132,17 @@ class InterfaceResult:
                 "peak_shear_kpa": round(float(case.shear_kpa.max()), 1),
                 "contact_force_n": round(case.contact_force_n, 1),
                 "max_penetration_mm": round(case.max_penetration_mm, 3),
-                "newton_iterations": case.newton_iterations, "cg_iterations": case.cg_iterations,
-                "converged": case.converged, "seconds": round(case.seconds, 2),
+                "newton_iterations": case.newton_iterations, "factorizations": case.factorizations,
+                "cg_iterations": case.cg_iterations,
+                "residual_ratio": float(f"{case.residual_ratio:.2e}"), "converged": case.converged,
+                "seconds": round(case.seconds, 2),
                 "regions": self.region_table(name) if name != "donning" else None,
             }
         return {
             "units": "kPa, mm, N, degrees",
             "cases": cases,
-            "pistoning_mm": round(self.pistoning_mm, 2),
-            "stance_rotation_deg": round(self.rotation_deg, 2),
+            "pistoning_mm": _rounded(self.pistoning_mm, 2),
+            "stance_rotation_deg": _rounded(self.rotation_deg, 2),
             "materials": self.materials.__dict__,
             "liner_thickness_mm": self.liner_thickness_mm,
             "penalty_stiffness_mpa_per_mm": round(self.penalty_mpa_per_mm, 3),
@@ -160,6 +168,10 @@ class InterfaceResult:
         io.write_atomic(paths["maps"], write_npz)
         io.write_atomic(paths["summary"], lambda tmp: tmp.write_text(json.dumps(self.summary(), indent=2)))
         return paths
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def analyse_interface(
@@ -213,17 +225,17 @@ def analyse_interface(
         results[name] = record(name, case.how, step, time.perf_counter() - clock)
     notes = limb_mesh.notes + (f"analysis {time.perf_counter() - started:.1f} s",)
     return InterfaceResult(results, region_map(limb, tolerances), materials, limb_mesh.liner_thickness_mm, penalty,
-                           3 * problem.basis.N, int(limb_mesh.mesh.nelements), mesh_seconds, notes)
+                           int(3 * problem.basis.N), int(limb_mesh.mesh.nelements), mesh_seconds, notes)
 
 
-DONNING_INCREMENTS = 4
+DONNING_INCREMENTS = 1
 
 
 def _donned(problem: fem.ContactProblem, zero: np.ndarray, empty: fem.ContactState) -> fem.StepResult:
     """Donning as the cavity closing in: it starts pushed out past the deepest interference and moves
     to its place in ``DONNING_INCREMENTS`` steps (frictionless, bones held), each from the last."""
-    depth, _, facing = problem.surface.penetration(problem.reference_mm.reshape(-1, 3))
-    deepest = float(np.max(np.where(facing, depth, 0.0), initial=0.0))
+    depth, _ = problem.surface.penetration(problem.reference_mm.reshape(-1, 3))
+    deepest = float(np.max(depth, initial=0.0))
     step = None
     for fraction in np.linspace(1.0, 0.0, DONNING_INCREMENTS + 1)[1:]:
         problem.surface.offset_mm = fraction * deepest
@@ -266,12 +278,13 @@ def _closure(problem: fem.ContactProblem, limb_mesh: LimbMesh, kind: str, standi
     if kind in SUCTION_KINDS:
         return problem, standing.points.active
     if kind in PIN_KINDS:
+        vertex = limb_mesh.mesh.p.T
+        outer = np.zeros(len(vertex), dtype=bool)
+        outer[limb_mesh.outer_faces] = True
+        pinned = outer & (np.hypot(vertex[:, 0], vertex[:, 1]) < PIN_RADIUS_MM) & (
+            vertex[:, 2] < vertex[outer, 2].min() + PIN_HEIGHT_MM)
         node = problem.node_mm
-        outer = np.unique(limb_mesh.outer_faces)
-        pin_vertex = outer[(np.hypot(node[outer, 0], node[outer, 1]) < PIN_RADIUS_MM)
-                           & (node[outer, 2] < node[outer, 2].min() + PIN_HEIGHT_MM)]
-        fixed = np.zeros(3 * problem.basis.N, dtype=bool)
-        fixed[(3 * pin_vertex[:, None] + np.arange(3)).ravel()] = True
+        fixed = np.repeat(p2_nodes(limb_mesh.mesh, problem.basis, pinned), 3)
         tie = fem.RigidTie.of(node, problem.tie.tied, problem.tie.centre_mm, fixed_dofs=fixed)
         return replace(problem, tie=tie), None
     return problem, None
@@ -305,7 +318,7 @@ def _case(name, how, step: fem.StepResult, problem: fem.ContactProblem, mapper: 
     force = float((points.pressure_mpa * weight).sum())
     return CaseResult(name, how, 1e3 * mapper(pressure_face), 1e3 * mapper(shear_face), step.rigid_mm_rad, force,
                       float(np.where(points.active, points.depth_mm, 0.0).max()), step.newton_iterations,
-                      step.cg_iterations, step.converged, seconds)
+                      step.factorizations, step.cg_iterations, step.residual_ratio, step.converged, seconds)
 
 
 CAVITY_REACH_MM = 25.0  # cavity faces lie within this of the skin (liner + relief + interference)

@@ -26,7 +26,7 @@ from socketcad.errors import GeometryError, InputError
 from socketcad.geometry import solid
 from socketcad.geometry.deform import vertex_face_incidence, vertex_normals
 
-DEFAULT_EDGE_MM = 10.0  # target tetrahedron edge: the default resolution
+DEFAULT_EDGE_MM = 12.0  # target tetrahedron edge: the default resolution (mesh convergence: README)
 ENVELOPE = 2e-3  # fTetWild's surface envelope, relative to the bounding box diagonal
 TOP_MARGIN_MM = 5.0  # the tissue ends this far below the top of the scan (or of an open bone)
 CUT_BAND_MM = 1.5  # boundary faces centred this close to the cut level belong to it

@@ -119,7 +119,8 @@ def closest_faces(mesh: trimesh.Trimesh, points: np.ndarray) -> tuple[np.ndarray
     if len(points) == 0:
         return np.empty((0, 3)), np.empty(0), np.empty(0, dtype=np.int64)
     incidence = deform.vertex_face_incidence(mesh)
-    _, nearest = _vertex_tree(mesh).query(points, workers=-1)
+    tree, used = _vertex_tree(mesh)
+    nearest = used[tree.query(points, workers=-1)[1]]
     counts = np.diff(incidence.indptr)[nearest]
     starts = np.cumsum(counts) - counts
     owner = np.repeat(np.arange(len(points)), counts)
@@ -183,8 +184,11 @@ def _faces_around(mesh: trimesh.Trimesh) -> np.ndarray:
 
 
 @per_mesh
-def _vertex_tree(mesh: trimesh.Trimesh) -> cKDTree:
-    return cKDTree(mesh.vertices)
+def _vertex_tree(mesh: trimesh.Trimesh) -> tuple[cKDTree, np.ndarray]:
+    """A k-d tree of the vertices that faces use, and their indices: a point whose nearest vertex
+    had no face would get no answer."""
+    used = np.unique(mesh.faces)
+    return cKDTree(mesh.vertices[used]), used
 
 
 @per_mesh

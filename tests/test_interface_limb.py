@@ -1,0 +1,98 @@
+"""Interface mechanics on the OpenLimbTT mean limb (80 kg, K3, pin lock, default mesh): the designs
+compare as a prosthetist expects, and walking peaks fall in DOMAIN.md's published range. Each
+assertion message states the numbers the run got; the note of issue 5 records them."""
+
+import pytest
+
+from socketcad.anatomy.landmarks import locate_landmarks
+from socketcad.anatomy.limb import CaptureOptions, load_limb
+from socketcad.biomech.interface import analyse_interface
+from socketcad.biomech.mesh import tissue_mesh
+from socketcad.design.plan import plan_from_dict
+from socketcad.design.rectify import rectify
+from socketcad.design.socket import SocketSpec, build_socket
+from socketcad.design.templates import TemplateInputs, template_plan
+
+STANDING_KPA = (20.0, 100.0)  # DOMAIN.md: indicative transtibial peaks standing
+WALKING_KPA = (50.0, 250.0)  # ... and walking (heel strike here)
+
+
+@pytest.fixture(scope="module")
+def limb():
+    return locate_landmarks(load_limb("sample:openlimb-tt-mean", CaptureOptions()))
+
+
+@pytest.fixture(scope="module")
+def tissue(limb):
+    return tissue_mesh(limb)
+
+
+def analysed(limb, tissue, template, liner_mm=6, fibular_relief_mm=None, cases=("standing",)):
+    """Donning and ``cases`` for a socket built from ``template`` (pin lock, locking liner)."""
+    plan = template_plan(template, limb, TemplateInputs(liner_thickness_mm=liner_mm))
+    if fibular_relief_mm is not None:
+        data = plan.model_dump(mode="json")
+        for modification in data["modifications"]:
+            if modification["region"]["landmark"] == "fibular_head":
+                modification["depth_mm"] = fibular_relief_mm
+                modification["region"]["falloff_mm"] = max(modification["region"]["falloff_mm"], 2.0 * fibular_relief_mm)
+        plan = plan_from_dict(data, "deeper fibular relief")
+    spec = SocketSpec(socket_type=template, liner=f"silicone_locking_{liner_mm}", closure="pin_lock_icelock",
+                      adapter="lock_housing_4h")
+    socket = build_socket(rectify(limb, plan).rectified_limb(), spec)
+    return analyse_interface(limb, socket.inner, liner_mm, "pin_lock", 80, 3, tissue=tissue, cases=cases)
+
+
+@pytest.fixture(scope="module")
+def ptb(limb, tissue):
+    return analysed(limb, tissue, "ptb", cases=("standing", "heel_strike"))
+
+
+@pytest.fixture(scope="module")
+def tsb(limb, tissue):
+    return analysed(limb, tissue, "tsb", cases=("standing", "heel_strike"))
+
+
+def regions(result, case):
+    return {row["region"]: row for row in result.region_table(case)}
+
+
+def test_every_step_converges(ptb, tsb):
+    for result in (ptb, tsb):
+        for name, case in result.cases.items():
+            assert case.converged, f"{name}: residual {case.residual_ratio:.1e} after {case.newton_iterations} iterations"
+
+
+def test_ptb_loads_the_patellar_tendon_and_popliteal_area(ptb):
+    table = regions(ptb, "standing")
+    elsewhere = table["elsewhere"]["mean_kpa"]
+    got = {name: (table[name]["peak_kpa"], table[name]["mean_kpa"]) for name in table}
+    for name in ("patellar tendon", "popliteal"):
+        assert table[name]["mean_kpa"] > 2.0 * elsewhere, f"PTB standing (peak, mean) kPa by region: {got}"
+    tolerant_peak = max(table[name]["peak_kpa"] for name in ("patellar tendon", "popliteal", "medial tibial flare"))
+    sensitive_peak = max(table[name]["peak_kpa"] for name in ("fibular head", "tibial crest", "distal tibia"))
+    assert tolerant_peak > 2.0 * sensitive_peak, f"PTB standing (peak, mean) kPa by region: {got}"
+
+
+def test_tsb_spreads_the_load(ptb, tsb):
+    ptb_ratio = ptb.summary()["cases"]["standing"]["peak_to_mean"]
+    tsb_ratio = tsb.summary()["cases"]["standing"]["peak_to_mean"]
+    assert tsb_ratio < ptb_ratio, f"standing peak-to-mean: PTB {ptb_ratio}, TSB {tsb_ratio}"
+
+
+@pytest.mark.parametrize("design", ["ptb", "tsb"])
+def test_walking_peaks_in_published_range(design, request):
+    """Heel strike peaks fall in DOMAIN.md's walking range. The standing peaks do not quite: 115-121
+    kPa against the indicative 20-100 (the note of issue 5), so only their order is asserted here."""
+    cases = request.getfixturevalue(design).summary()["cases"]
+    standing, walking = cases["standing"]["peak_pressure_kpa"], cases["heel_strike"]["peak_pressure_kpa"]
+    numbers = f"{design.upper()}: standing peak {standing} kPa, heel strike peak {walking} kPa"
+    assert WALKING_KPA[0] <= walking <= WALKING_KPA[1], numbers
+    assert STANDING_KPA[0] <= standing < walking, numbers
+
+
+def test_deeper_fibular_relief_lowers_the_fibular_head_peak(limb, tissue, ptb):
+    deeper = analysed(limb, tissue, "ptb", fibular_relief_mm=8.0)
+    before = regions(ptb, "standing")["fibular head"]["peak_kpa"]
+    after = regions(deeper, "standing")["fibular head"]["peak_kpa"]
+    assert after < before, f"fibular head peak standing: 4 mm relief {before} kPa, 8 mm {after} kPa"
