@@ -5,13 +5,14 @@ Formulation. Quadratic displacements with a piecewise constant pressure condense
 rule) and the bulk term lam div(u) div(v) at each element's centroid, where the linear div(u) of an
 affine P2 element takes its mean. This keeps nu = 0.45-0.49 free of volumetric locking (checked
 against the Lame thick cylinder, tests/test_fem.py) and the matrix symmetric positive definite, so
-CG with algebraic multigrid solves it.
+a sparse Cholesky factorisation (CHOLMOD) solves it.
 
 Contact. Gauss-point-to-surface penalty against a rigid surface: at each quadrature point of the
 contact facets the penetration d (mm) along the surface normal gives a pressure k_n d; friction is
 regularised Coulomb (tangential penalty k_t, return mapping to mu p), with a stick anchor per point
 carried from one load increment to the next. Each increment is solved by Newton iterations on the
-active set (symmetric tangent; sliding points use the secant mu p / |slip|).
+active set (symmetric tangent; sliding points use the secant mu p / |slip|) with a line search on
+the potential energy.
 
 Rigid parts. Nodes tied to a rigid body move as u = t + theta x (x - c): their degrees of freedom
 are replaced by the body's six (``RigidTie``), which takes an applied force and moment.
@@ -42,7 +43,7 @@ CONTACT_INTORDER = 4  # 6 points per facet: enough to see a quadratic facet's pe
 # (standing, PTB) peak and mean pressure at 1e-2 were within 1.5 % of a run taken on to 3e-3; the
 # last digits come slowly (friction's secant tangent, the surface's facets), at 3-6 s an iteration.
 NEWTON_RTOL = 1e-2
-MAX_NEWTON = 25
+MAX_NEWTON = 40
 CG_RTOL = 1e-4  # inexact Newton: each step to well within the Newton tolerance
 _TRACE = bool(os.environ.get("SOCKETCAD_TRACE_NEWTON"))  # progress of each Newton iteration on stdout
 
@@ -326,7 +327,7 @@ def solve_step(problem: ContactProblem, start: np.ndarray, rigid_start: np.ndarr
         contact_block = (expand.T @ contact_matrix @ expand)[:size, :size].tocsc()
         step = np.zeros_like(z)
         step[:size] = solver.solve(contact_block, residual[:size], points.active)
-        alpha = _line_search(problem, z, step, stiffness, load, residual, points, friction, held)
+        alpha = _line_search(problem, z, step, stiffness, load, residual, points, state, friction, held, fixed_mm)
         if _TRACE:
             print(f"newton {iteration}: residual ratio {ratios[-1]:.2e}, {int(points.active.sum())} points in contact, "
                   f"step {alpha:g}, {solver.factorizations} factorizations, {solver.cg_iterations} CG", flush=True)
@@ -342,48 +343,68 @@ MAX_HALVINGS = 12
 
 
 def _line_search(problem: ContactProblem, z: np.ndarray, step: np.ndarray, stiffness: sparse.csr_matrix,
-                 applied: np.ndarray, residual: np.ndarray, points: ContactPoints, friction: bool,
-                 held: np.ndarray | None) -> float:
+                 load: np.ndarray, residual: np.ndarray, points: ContactPoints, state: ContactState,
+                 friction: bool, held: np.ndarray | None, fixed_mm: np.ndarray) -> float:
     """Step length by backtracking (Armijo) on the step's potential energy: the elastic energy minus
-    the applied work (exact quadratics in the step length) plus the penalty potential of the contact
-    points against the tangent planes of the surface at their current nearest points, with the
-    friction limit held at the current pressure. The planes make the model piecewise quadratic: the
-    surface's facet edges would otherwise add kinks no Newton step can follow, and no nearest-point
-    search is needed per trial. Friction is not conservative: a step that does not descend is taken
-    whole."""
+    the load's work (exact quadratics in the step length) plus the contact's penalty potential, the
+    friction limit held at the current pressure.
+
+    First on a model: the contact points against the tangent planes of the surface at their current
+    nearest points (piecewise quadratic, no nearest-point search per trial), which finds the step
+    past the points that come into contact. Then that step is checked, and halved if need be, on the
+    true surface: a few points sliding over the socket's facet edges can otherwise cycle, each step
+    right for the model and wrong for the surface. Friction is not conservative: a step that does
+    not descend is taken whole."""
     slope = -float(residual @ step)
     if slope >= 0:
         return 1.0
     kz, ks = stiffness @ z, stiffness @ step
     strain = (0.5 * (z @ kz), step @ kz, 0.5 * (step @ ks))
-    work = (applied @ z, applied @ step)
+    work = (load @ z, load @ step)
     moved = problem.motion((problem.tie.expand @ step).reshape(-1, 3))  # (F, Q, 3) per unit step
     along = np.einsum("fqc,fqc->fq", moved, points.normal)
     across = moved - along[..., None] * points.normal
     limit = problem.law.friction * np.abs(points.pressure_mpa) if friction else None
     stuck = held if held is not None else False
-    k_n, k_t = problem.law.normal_mpa_per_mm, problem.law.tangential_mpa_per_mm
-    weight = problem.facet_basis.dx
 
-    def energy(alpha: float) -> float:
+    def bulk(alpha: float) -> float:
+        return strain[0] + alpha * strain[1] + alpha ** 2 * strain[2] - work[0] - alpha * work[1]
+
+    def model(alpha: float) -> float:
         depth = points.depth_mm + alpha * along
-        active = (depth > 0) | stuck
-        density = np.where(active, 0.5 * k_n * depth ** 2, 0.0)
-        if limit is not None and k_t > 0:
-            slip = np.linalg.norm(points.slip_mm + alpha * across, axis=-1)
-            sticking = k_t * slip <= limit
-            density += np.where(active, np.where(sticking, 0.5 * k_t * slip ** 2, limit * slip - limit ** 2 / (2 * k_t)),
-                                0.0)
-        return (strain[0] + alpha * strain[1] + alpha ** 2 * strain[2] - work[0] - alpha * work[1]
-                + float((density * weight).sum()))
+        return bulk(alpha) + _contact_potential(problem, depth, (depth > 0) | stuck, points.slip_mm + alpha * across, limit)
 
+    def surface(alpha: float) -> float:
+        u = problem.tie.expand @ (z + alpha * step) + fixed_mm
+        _, depth, _, active, slip = problem._kinematics(u.reshape(-1, 3), state, held)
+        return bulk(alpha) + _contact_potential(problem, depth, active, slip, limit)
+
+    alpha = _armijo(model, slope, 1.0)
+    return _armijo(surface, slope, alpha)
+
+
+def _armijo(energy, slope: float, alpha: float) -> float:
+    """The first of alpha, alpha / 2, ... with sufficient decrease of ``energy`` (a function of alpha)."""
     start = energy(0.0)
-    alpha = 1.0
     for _ in range(MAX_HALVINGS):
         if energy(alpha) <= start + ARMIJO * alpha * slope:
             return alpha
         alpha *= 0.5
     return alpha
+
+
+def _contact_potential(problem: ContactProblem, depth: np.ndarray, active: np.ndarray, slip: np.ndarray,
+                       limit: np.ndarray | None) -> float:
+    """Penalty potential (N mm) of the contact points: k_n d^2 / 2 where active, plus the regularised
+    Coulomb potential of the slip (F, Q, 3) with the limit (F, Q) MPa held (None: frictionless)."""
+    k_n, k_t = problem.law.normal_mpa_per_mm, problem.law.tangential_mpa_per_mm
+    density = np.where(active, 0.5 * k_n * depth ** 2, 0.0)
+    if limit is not None and k_t > 0:
+        length = np.linalg.norm(slip, axis=-1)
+        sticking = k_t * length <= limit
+        tangential = np.where(sticking, 0.5 * k_t * length ** 2, limit * length - limit ** 2 / (2 * k_t))
+        density += np.where(active, tangential, 0.0)
+    return float((density * problem.facet_basis.dx).sum())
 
 
 REFACTOR_AFTER_CG = 12  # a stale factor that needs more CG iterations than this is renewed
