@@ -48,7 +48,8 @@ def main() -> int:
     peak_mb = peak_rss_mb()
 
     problem, _ = _problem(with_liner(tissue, 6.0), _into_wall(socket.inner), result.materials)
-    matrix = problem.reduced_stiffness.tocsc()
+    free = len(problem.tie.free_dofs)  # bones held: without contact the limb is free to float
+    matrix = problem.reduced_stiffness[:free, :free].tocsc()
     factor = cholmod.analyze(matrix, mode="supernodal", ordering_method="metis")
     clock = time.perf_counter()
     factor.cholesky_inplace(matrix)
@@ -66,7 +67,7 @@ def main() -> int:
     console.print(f"degrees of freedom {result.dofs:,}, elements {result.elements:,}")
     console.print(f"tissue mesh {mesh_s:.1f} s; analysis {analysis_s:.1f} s (donning + standing {steps_s:.1f} s, "
                   f"the rest: liner layer, stiffness, factor analysis, skin map)")
-    console.print(f"one Cholesky factorisation {baseline_s:.2f} s; analysis / factorisation {analysis_s / baseline_s:.1f}")
+    console.print(f"one Cholesky factorisation (bones held, no contact) {baseline_s:.2f} s; analysis / factorisation {analysis_s / baseline_s:.1f}")
     console.print(f"memory peak {peak_mb:,.0f} MB RSS ({peak_mb - before_mb:,.0f} MB above the socket build)")
     console.print(f"donning + standing {analysis_s:.1f} s (target < {TARGET_SECONDS:g} s): "
                   + ("met" if analysis_s < TARGET_SECONDS else "NOT met"))
