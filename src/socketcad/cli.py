@@ -529,6 +529,10 @@ def print_interface(summary: dict) -> None:
                         f"{row['peak_kpa']:g}{flag}", f"{row['mean_kpa']:g}")
     out.print(regions)
     say(f"pistoning in swing {summary['pistoning_mm']:g} mm; rotation in stance {summary['stance_rotation_deg']:g} deg")
+    for name, case in summary["cases"].items():
+        if not case["converged"]:
+            say(f"warning: {name} did not converge (force residual {case['residual_ratio']:.1e} of the load after "
+                f"{case['newton_iterations']} Newton iterations): treat its numbers as rough")
     say(f"penalty contact stiffness {summary['penalty_stiffness_mpa_per_mm']:g} MPa/mm; {summary['dofs']} dofs")
     say("validated: " + "; ".join(summary["validated"]))
     say("estimates: " + "; ".join(summary["estimates"]))
