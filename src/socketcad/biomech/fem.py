@@ -43,6 +43,13 @@ CONTACT_INTORDER = 4  # 6 points per facet: enough to see a quadratic facet's pe
 # (standing, PTB) peak and mean pressure at 1e-2 were within 1.5 % of a run taken on to 3e-3; the
 # last digits come slowly (friction's secant tangent, the surface's facets), at 3-6 s an iteration.
 NEWTON_RTOL = 1e-2
+# A few points on the socket's facet edges (kinks in the penalty energy) can hold Newton short of
+# that: the line search then cuts every step. A step that stalls so, STALL_STEPS steps in a row
+# shorter than STALL_ALPHA, is accepted below STALLED_RTOL (1-3 % on the sample limb's peak and mean
+# pressure); its residual is reported with it.
+STALLED_RTOL = 5e-2
+STALL_ALPHA = 1.0 / 16
+STALL_STEPS = 3
 MAX_NEWTON = 40
 CG_RTOL = 1e-4  # inexact Newton: each step to well within the Newton tolerance
 _TRACE = bool(os.environ.get("SOCKETCAD_TRACE_NEWTON"))  # progress of each Newton iteration on stdout
@@ -313,7 +320,7 @@ def solve_step(problem: ContactProblem, start: np.ndarray, rigid_start: np.ndarr
     stiffness = problem.reduced_stiffness
     solver = problem.solver(rigid_free)
     solver.reset_counts()
-    ratios = []
+    ratios, alphas = [], []
     for iteration in range(1, MAX_NEWTON + 1):
         u = expand @ z + fixed_mm
         points, contact_force, contact_matrix = problem.contact(u.reshape(-1, 3), state, friction, held)
@@ -321,7 +328,8 @@ def solve_step(problem: ContactProblem, start: np.ndarray, rigid_start: np.ndarr
         residual = load + reduced_contact - stiffness @ z
         scale = max(np.linalg.norm(applied), np.linalg.norm(reduced_contact), 1e-9)
         ratios.append(np.linalg.norm(residual[:size]) / scale)
-        if ratios[-1] < rtol:
+        stalled = len(alphas) >= STALL_STEPS and max(alphas[-STALL_STEPS:]) < STALL_ALPHA
+        if ratios[-1] < rtol or (stalled and ratios[-1] < max(rtol, STALLED_RTOL)):
             return StepResult(u.reshape(-1, 3), z[n_free:].copy(), points, problem.commit(points, state),
                               iteration - 1, solver.factorizations, solver.cg_iterations, ratios[-1], True)
         contact_block = (expand.T @ contact_matrix @ expand)[:size, :size].tocsc()
@@ -331,6 +339,7 @@ def solve_step(problem: ContactProblem, start: np.ndarray, rigid_start: np.ndarr
         if _TRACE:
             print(f"newton {iteration}: residual ratio {ratios[-1]:.2e}, {int(points.active.sum())} points in contact, "
                   f"step {alpha:g}, {solver.factorizations} factorizations, {solver.cg_iterations} CG", flush=True)
+        alphas.append(alpha)
         z += alpha * step
     u = expand @ z + fixed_mm
     points, _, _ = problem.contact(u.reshape(-1, 3), state, friction, held)

@@ -46,6 +46,7 @@ VALIDATED = ("solver: contact pressure of a rigid core in a thick cylinder vs La
 ESTIMATES = ("linear elastic, homogeneous soft tissue (small strain; donning strains are larger)",
              "tissue and liner moduli (DOMAIN.md ranges), penalty contact stiffness, load magnitudes",
              "rigid socket and bones; knee held; closure models (pin: distal liner tie; suction: no separation)",
+             f"the socket's brim and holes taken as rolled back at {fem.BRIM_RADIUS_MM:g} mm (contact fades past an open edge)",
              "regional tolerances: " + SOURCE)
 
 
