@@ -455,7 +455,7 @@ def write_deviation_csv(result, path: Path) -> None:
 
 @app.command()
 def analyze(
-    file: str = typer.Argument(..., help="The limb (with bones) the socket was built for: a mesh file or sample:NAME."),
+    file: str = typer.Argument(..., help="The limb the socket was built for: a mesh file or sample:NAME (a scan without bones gets the OpenLimbTT mean bones fitted; give --side)."),
     socket_file: Path = typer.Argument(..., help="Socket STL written by 'socketcad build' (its -sheet.json beside it names the liner and closure)."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for interface-maps.npz and interface-summary.json."),
     body_mass_kg: float = typer.Option(80.0, "--body-mass", help="Body mass, kg (load cases)."),
@@ -534,6 +534,9 @@ def print_interface(summary: dict) -> None:
             say(f"warning: {name} did not converge (force residual {case['residual_ratio']:.1e} of the load after "
                 f"{case['newton_iterations']} Newton iterations): treat its numbers as rough")
     say(f"penalty contact stiffness {summary['penalty_stiffness_mpa_per_mm']:g} MPa/mm; {summary['dofs']} dofs")
+    for note in summary["notes"]:
+        if note.startswith("bones:"):
+            say(note)
     say("validated: " + "; ".join(summary["validated"]))
     say("estimates: " + "; ".join(summary["estimates"]))
 

@@ -20,6 +20,7 @@ import numpy as np
 import trimesh
 from skfem import MeshTet
 
+from socketcad.anatomy.bone_fit import with_mean_bones
 from socketcad.anatomy.limb import Limb
 from socketcad.biomech.structure import positively_oriented, prism_tetrahedra
 from socketcad.errors import GeometryError, InputError
@@ -34,6 +35,7 @@ TISSUE, LINER = 0, 1
 # fTetWild's skin is faceted at the envelope's scale: the liner grows along normals averaged this many
 # times over neighbouring faces, or neighbouring prisms can cross in a tight fold.
 LINER_NORMAL_SMOOTHING = 3
+LINER_LAYERS = 1  # prism layers through the liner's thickness
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,15 +75,17 @@ class TissueMesh:
 
 
 def tissue_mesh(limb: Limb, edge_mm: float = DEFAULT_EDGE_MM) -> TissueMesh:
-    """Tetrahedra of the soft tissue between ``limb``'s skin and bones, below its top; InputError
-    if the limb has no bones (fitting the OpenLimbTT mean bones into a scan is not written yet)."""
+    """Tetrahedra of the soft tissue between ``limb``'s skin and bones, below its top. A limb without
+    bones (a scan) gets the OpenLimbTT mean bones fitted into it, and the notes say so."""
     import pytetwild  # imported here: a compiled dependency only analysis needs
 
     if not np.isfinite(edge_mm) or not 2.0 <= edge_mm <= 40.0:
         raise InputError(f"the tissue mesh edge must be 2-40 mm, got {edge_mm}")
-    if not limb.bones:
-        raise InputError("the limb has no bones to hold the tissue: fit the OpenLimbTT mean bones first")
     started = time.perf_counter()
+    fitted_note = ()
+    if not limb.bones:
+        limb = with_mean_bones(limb)
+        fitted_note = (limb.notes[-1],)
     open_tops = [b.vertices[:, 2].max() for b in limb.bones.values() if not b.is_watertight]
     top = float(min([limb.skin.vertices[:, 2].max()] + open_tops)) - TOP_MARGIN_MM
     body = _closed_below(limb.skin, top)
@@ -100,13 +104,13 @@ def tissue_mesh(limb: Limb, edge_mm: float = DEFAULT_EDGE_MM) -> TissueMesh:
     skin_faces, rigid = _classified_boundary(points, tetrahedra, limb, top, edge_mm)
     notes = (f"tissue: {len(tetrahedra)} tetrahedra, {len(points)} vertices, edge {edge_mm:g} mm (fTetWild); "
              f"the skin, bones and the cut at {top:.0f} mm above the distal end within {ENVELOPE * 100:g} % of the "
-             "limb's size",)
+             "limb's size",) + fitted_note
     return TissueMesh(points, tetrahedra, skin_faces, rigid, top, float(edge_mm), time.perf_counter() - started, notes)
 
 
-def with_liner(tissue: TissueMesh, liner_thickness_mm: float) -> LimbMesh:
-    """The tissue with a liner of ``liner_thickness_mm`` grown outward over its skin (one prism layer,
-    quadratic through the thickness)."""
+def with_liner(tissue: TissueMesh, liner_thickness_mm: float, layers: int = LINER_LAYERS) -> LimbMesh:
+    """The tissue with a liner of ``liner_thickness_mm`` grown outward over its skin (``layers`` prism
+    layers, each quadratic through its thickness)."""
     started = time.perf_counter()
     if not np.isfinite(liner_thickness_mm) or liner_thickness_mm <= 0:
         raise InputError(f"the liner thickness must be a positive number of mm, got {liner_thickness_mm}")
@@ -114,19 +118,22 @@ def with_liner(tissue: TissueMesh, liner_thickness_mm: float) -> LimbMesh:
     local = local.reshape(-1, 3)
     skin = trimesh.Trimesh(tissue.points[skin_vertices], local, process=False)
     normals = _smoothed(skin, vertex_normals(skin), LINER_NORMAL_SMOOTHING)
-    outer_points = skin.vertices + liner_thickness_mm * normals
-    count = len(tissue.points)
-    new_index = count + np.arange(len(skin_vertices))
-    prisms = prism_tetrahedra(local, len(skin_vertices), 1)  # local: layer 0 = skin, layer 1 = outer
+    fractions = np.arange(1, layers + 1) / layers
+    grown = (skin.vertices[None] + liner_thickness_mm * fractions[:, None, None] * normals[None]).reshape(-1, 3)
+    count, on_skin = len(tissue.points), len(skin_vertices)
+    new_index = count + np.arange(layers * on_skin)
+    prisms = prism_tetrahedra(local, on_skin, layers)  # local: layer 0 = skin, layer k = k-th grown
     lookup = np.concatenate([skin_vertices, new_index])
-    points = np.vstack([tissue.points, outer_points])
+    points = np.vstack([tissue.points, grown])
     liner = positively_oriented(points, lookup[prisms])
     tetrahedra = np.vstack([tissue.tetrahedra, liner])
     material = np.concatenate([np.full(len(tissue.tetrahedra), TISSUE), np.full(len(liner), LINER)])
-    rigid = np.concatenate([tissue.rigid, np.zeros(len(skin_vertices), dtype=bool)])
+    rigid = np.concatenate([tissue.rigid, np.zeros(layers * on_skin, dtype=bool)])
     mesh = MeshTet(np.ascontiguousarray(points.T), np.ascontiguousarray(tetrahedra.T), sort_t=False)
-    notes = tissue.notes + (f"liner: {liner_thickness_mm:g} mm, {len(liner)} tetrahedra over {len(local)} skin faces",)
-    return LimbMesh(mesh, material, tissue.skin_faces, new_index[local], rigid, tissue.top_mm, float(liner_thickness_mm),
+    notes = tissue.notes + (f"liner: {liner_thickness_mm:g} mm, {len(liner)} tetrahedra in {layers} layer(s) over "
+                            f"{len(local)} skin faces",)
+    outer = new_index[(layers - 1) * on_skin:][local]
+    return LimbMesh(mesh, material, tissue.skin_faces, outer, rigid, tissue.top_mm, float(liner_thickness_mm),
                     tissue.edge_mm, tissue.seconds + time.perf_counter() - started, notes)
 
 
