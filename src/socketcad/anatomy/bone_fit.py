@@ -61,8 +61,8 @@ def with_mean_bones(limb: Limb) -> Limb:
         scale *= SHRINK_STEP
         bones = {name: _moved(bone, heights, scale, shift) for name, bone in mean.bones.items()}
     else:
-        raise InputError(f"the OpenLimbTT mean bones do not fit inside this limb (they reach {-cover:.1f} mm past "
-                         "the skin even drawn in 30 %): give a limb with its own bones")
+        raise InputError(f"the OpenLimbTT mean bones do not fit inside this limb (drawn in 30 %, {cover:.1f} mm of "
+                         f"tissue over them, {MIN_COVER_MM:g} mm needed): give a limb with its own bones")
     note = (f"bones: none in the file; the OpenLimbTT mean bones fitted into the skin ({how}; final scale "
             f"ML {scale[0]:.3f}, AP {scale[1]:.3f}; at least {cover:.1f} mm of tissue over them). "
             "An estimate: real bones differ from the mean")
