@@ -510,6 +510,8 @@ def analyze(
 
 
 def print_interface(summary: dict) -> None:
+    from socketcad.anatomy.bone_fit import FITTED_NOTE
+
     table = Table(title="Interface pressure and shear (kPa)")
     for column in ("case", "peak", "mean", "peak/mean", "peak shear", "over tolerance"):
         table.add_column(column)
@@ -535,7 +537,7 @@ def print_interface(summary: dict) -> None:
                 f"{case['newton_iterations']} Newton iterations): treat its numbers as rough")
     say(f"penalty contact stiffness {summary['penalty_stiffness_mpa_per_mm']:g} MPa/mm; {summary['dofs']} dofs")
     for note in summary["notes"]:
-        if note.startswith("bones:"):
+        if note.startswith(FITTED_NOTE):
             say(note)
     say("validated: " + "; ".join(summary["validated"]))
     say("estimates: " + "; ".join(summary["estimates"]))

@@ -31,6 +31,7 @@ from socketcad.geometry import measure
 from socketcad.geometry.solid import closest_faces
 
 MEAN_LIMB = "sample:openlimb-tt-mean"
+FITTED_NOTE = "bones:"  # how the note on fitted bones begins (the CLI prints it)
 MIN_COVER_MM = 2.0  # soft tissue kept between a fitted bone and the skin
 SECTION_FRACTIONS = np.linspace(0.2, 0.9, 8)  # of the MPT height: where the widths are compared
 SHRINK_STEP = 0.97  # per try, across the axis, while a bone is too close to the skin
@@ -53,18 +54,17 @@ def with_mean_bones(limb: Limb) -> Limb:
     mean = _mean_limb()
     mean = mean if mean.side == limb.side else mirrored(mean)
     heights, scale, shift, how = _axis_maps(mean, limb)
-    bones = {name: _moved(bone, heights, scale, shift) for name, bone in mean.bones.items()}
-    for _ in range(MAX_SHRINK_TRIES + 1):
+    for tries in range(MAX_SHRINK_TRIES + 1):
+        drawn_in = scale * SHRINK_STEP ** tries
+        bones = {name: _moved(bone, heights, drawn_in, shift) for name, bone in mean.bones.items()}
         cover = _least_cover_mm(bones, limb)
         if cover >= MIN_COVER_MM:
             break
-        scale *= SHRINK_STEP
-        bones = {name: _moved(bone, heights, scale, shift) for name, bone in mean.bones.items()}
     else:
         raise InputError(f"the OpenLimbTT mean bones do not fit inside this limb (drawn in 30 %, {cover:.1f} mm of "
                          f"tissue over them, {MIN_COVER_MM:g} mm needed): give a limb with its own bones")
-    note = (f"bones: none in the file; the OpenLimbTT mean bones fitted into the skin ({how}; final scale "
-            f"ML {scale[0]:.3f}, AP {scale[1]:.3f}; at least {cover:.1f} mm of tissue over them). "
+    note = (f"{FITTED_NOTE} none in the file; the OpenLimbTT mean bones fitted into the skin ({how}; final scale "
+            f"ML {drawn_in[0]:.3f}, AP {drawn_in[1]:.3f}; at least {cover:.1f} mm of tissue over them). "
             "An estimate: real bones differ from the mean")
     return replace(limb, bones=bones, notes=limb.notes + [note])
 
