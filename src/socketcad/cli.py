@@ -375,7 +375,7 @@ def print_sheet(sheet: dict) -> None:
     table = Table(title=escape(f"{sheet['socket_type'].upper()} {sheet['stage']} socket: fabrication sheet"), show_header=False)
     table.add_row("material", f"{sheet['material']['name']}: {sheet['material_volume_cm3']:.1f} cm3, {sheet['mass_g']:.0f} g")
     table.add_row("wall / distal floor", f"{sheet['wall_thickness_mm']:g} mm / {sheet['distal_floor_mm']:g} mm")
-    table.add_row("liner", escape(f"{sheet['liner']['name']} ({sheet['liner']['offset_under_load_mm']:g} mm under load)"))
+    table.add_row("liner", escape(f"{sheet['liner']['name']} ({sheet['liner']['offset_mm']:g} mm offset)"))
     table.add_row("closure", escape(sheet["closure"]["name"]))
     table.add_row("adapter", escape(f"{sheet['adapter']['name']}, holes {sheet['adapter']['bolt_holes_mm']} mm"))
     table.add_row("openings", escape(", ".join(f"{o['name']} {o['diameter_mm']:g} mm" for o in sheet["openings"]) or "none"))

@@ -56,7 +56,6 @@ class Liner(_Record):
     thickness_mm: float = Field(gt=0, le=12)
     kind: LinerKind
     distal_pin: bool  # distal pin/umbrella for a pin lock or lanyard attachment
-    compression_pct: float = Field(ge=0, le=50)  # thickness lost under stance load
     friction_skin: float = Field(gt=0, le=2)  # static coefficient against skin
     elastic_modulus_kpa: float = Field(gt=0, le=5000)
     source: str

@@ -45,7 +45,7 @@ def fabrication_sheet(socket: Socket, strength: dict | None = None) -> dict:
         "wall_thickness_mm": socket.wall_thickness_mm,
         "distal_floor_mm": round(socket.floor_mm, 1),
         "liner": {"id": socket.liner.id, "name": socket.liner.name, "thickness_mm": socket.liner.thickness_mm,
-                  "offset_under_load_mm": round(socket.liner_offset_mm, 2)},
+                  "offset_mm": round(socket.liner_offset_mm, 2)},
         "closure": {"id": socket.closure.id, "name": socket.closure.name, "kind": socket.closure.kind},
         "adapter": {"id": socket.adapter.id, "name": socket.adapter.name,
                     "bolt_holes_mm": [[round(float(x), 2), round(float(y), 2)] for x, y, _ in socket.bolt_centres_mm],
@@ -63,7 +63,7 @@ def fabrication_sheet(socket: Socket, strength: dict | None = None) -> dict:
         "validated": ["watertight manifold solid (manifold3d)",
                       "wall thickness measured by ray casting on the solid (tests: >= specified - 0.1 mm)"],
         "estimates": ["component dimensions marked 'assumption' in the catalogue",
-                      "liner compression under load (catalogue)"],
+                      "the cavity at the liner's nominal thickness (its give under load is not taken off)"],
         "socketcad_version": __version__,
     }
     if crossings:

@@ -2,8 +2,8 @@
 
 ``build_socket(model, spec)`` is pure and deterministic. Geometry, in the limb frame (mm):
 
-1. Inner surface: the rectified model offset outward by the liner's thickness under
-   stance load (nominal thickness less the catalogue's compression).
+1. Inner surface: the rectified model offset outward by the liner's nominal thickness (what
+   the load does to the liner is the interface analysis's to compute, socketcad.biomech).
 2. Cut along the trimline (a smooth level set of height against angle, see trimline.py).
 3. Wall: the inner surface offset by the wall thickness, joined along the brim (solid.shell).
 4. Distal block: the convex hull of the wall's distal end and the adapter's mounting disc
@@ -111,7 +111,7 @@ def build_socket(model: Limb, spec: SocketSpec) -> Socket:
     wall_mm = spec.wall_thickness_mm if spec.wall_thickness_mm is not None else components.wall_thickness_mm(material, spec.k_level)
     trimline = default_trimline(spec.socket_type).with_offsets(spec.trim_offsets_mm)
     check_below_brim(trimline, model)
-    liner_mm = liner.thickness_mm * (1.0 - liner.compression_pct / 100.0)
+    liner_mm = liner.thickness_mm
     model, clearance_note = _with_distal_clearance(model, closure)
     wall = _wall(model, trimline, liner_mm, wall_mm)
     floor_mm = _floor_thickness(wall_mm, material, closure)
@@ -119,8 +119,7 @@ def build_socket(model: Limb, spec: SocketSpec) -> Socket:
     bolts = _bolt_centres(adapter, face_z)
     openings = _openings(bolts, adapter, closure, wall.inner, model, wall.floor_z, face_z, wall_mm)
     body = _with_distal_block(wall, adapter, face_z, openings)
-    notes = [f"inner surface = rectified model + {liner_mm:.2f} mm ({liner.name}: {liner.thickness_mm:g} mm less "
-             f"{liner.compression_pct:g} % compression under load)",
+    notes = [f"inner surface = rectified model + {liner_mm:.2f} mm ({liner.name}, nominal thickness)",
              f"wall {wall_mm:g} mm {material.name}; distal floor {floor_mm:g} mm; mounting face at {face_z:.1f} mm"]
     notes += [clearance_note] if clearance_note else []
     return Socket(spec, model, body, wall.inner, wall.directions, wall.skin, trimline, liner_mm, wall_mm, floor_mm,
