@@ -47,13 +47,17 @@ CONTACT_INTORDER = 4  # 6 points per facet: enough to see a quadratic facet's pe
 # last digits come slowly (friction's secant tangent, the surface's facets), at 3-6 s an iteration.
 NEWTON_RTOL = 1e-2
 # A few points on the socket's facet edges (kinks in the penalty energy) can hold Newton short of
-# that: the line search then cuts every step. A step that stalls so, STALL_STEPS steps in a row
-# shorter than STALL_ALPHA, is accepted below STALLED_RTOL (residuals of 2.6e-2 and 4e-2 left the
+# that: the line search then cuts every step (STALL_STEPS steps in a row shorter than STALL_ALPHA),
+# or Newton zig-zags over them, the residual falling by less than CREEP_PROGRESS in CREEP_STEPS
+# iterations (the sample limb's standing on a fresh mesh: 1.37e-2 to 1.04e-2 in 28 half steps). A
+# step stalled either way is accepted below STALLED_RTOL (residuals of 2.6e-2 and 4e-2 left the
 # sample limb's standing peak and mean pressure within 2.1 % of a run taken on to 3e-3); its
 # residual is reported with it.
 STALLED_RTOL = 5e-2
 STALL_ALPHA = 1.0 / 16
 STALL_STEPS = 3
+CREEP_STEPS = 10
+CREEP_PROGRESS = 0.2
 MAX_NEWTON = 40
 CG_RTOL = 1e-4  # inexact Newton: each step to well within the Newton tolerance
 _TRACE = bool(os.environ.get("SOCKETCAD_TRACE_NEWTON"))  # progress of each Newton iteration on stdout
@@ -348,46 +352,46 @@ def solve_step(problem: ContactProblem, start: np.ndarray, rigid_start: np.ndarr
     stiffness = problem.reduced_stiffness
     solver = problem.solver(rigid_free)
     solver.reset_counts()
-    ratios, alphas = [], []
+    alphas, ratios = [], []
     limit = None  # the friction limit (F, Q) MPa held in the current Tresca problem
 
-    def balance(u, limit):  # at u = expand @ z + fixed_mm
+    def balance(limit):
+        """Displacement, contact, residual and its ratio to the load at the current z."""
+        u = expand @ z + fixed_mm
         points, contact_force, contact_matrix = problem.contact(u.reshape(-1, 3), state, friction, held, limit)
         reduced_contact = expand.T @ contact_force
         residual = load + reduced_contact - stiffness @ z
         scale = max(np.linalg.norm(applied), np.linalg.norm(reduced_contact), 1e-9)
-        return points, contact_matrix, residual, np.linalg.norm(residual[:size]) / scale
+        return u, points, contact_matrix, residual, np.linalg.norm(residual[:size]) / scale
 
     for iteration in range(1, MAX_NEWTON + 1):
-        u = expand @ z + fixed_mm
-        points, contact_matrix, residual, ratio = balance(u, limit)
-        stalled = len(alphas) >= STALL_STEPS and max(alphas[-STALL_STEPS:]) < STALL_ALPHA
-        done = ratio < rtol or (stalled and ratio < max(rtol, STALLED_RTOL))
-        if friction and (done or limit is None):
+        u, points, contact_matrix, residual, ratio = balance(limit)
+        ratios.append(ratio)
+        stalled = ((len(alphas) >= STALL_STEPS and max(alphas[-STALL_STEPS:]) < STALL_ALPHA)
+                   or (len(ratios) > CREEP_STEPS and ratio > (1 - CREEP_PROGRESS) * ratios[-CREEP_STEPS - 1]))
+        tolerance = max(rtol, STALLED_RTOL) if stalled else rtol
+        if friction and (ratio < tolerance or limit is None):
             # Coulomb as a sequence of Tresca problems: the limit is set to mu |p| when Tresca's
             # equilibrium is reached (and at the start), and the step is done when that still balances.
             limit = problem.law.friction * np.abs(points.pressure_mpa)
-            if done:
-                points, contact_matrix, residual, ratio = balance(u, limit)
-                done = ratio < rtol or (stalled and ratio < max(rtol, STALLED_RTOL))
-        ratios.append(ratio)
-        if done:
+            if ratio < tolerance:
+                u, points, contact_matrix, residual, ratio = balance(limit)
+        if ratio < tolerance:
             return StepResult(u.reshape(-1, 3), z[n_free:].copy(), points, problem.commit(points, state),
-                              iteration - 1, solver.factorizations, solver.cg_iterations, ratios[-1], True)
+                              iteration - 1, solver.factorizations, solver.cg_iterations, ratio, True)
         contact_block = (expand.T @ contact_matrix @ expand)[:size, :size].tocsc()
         step = np.zeros_like(z)
         step[:size] = solver.solve(contact_block, residual[:size], points.active)
         alpha = _line_search(problem, z, step, stiffness, load, residual, points, state, limit, held, fixed_mm)
         if _TRACE:
-            print(f"newton {iteration}: residual ratio {ratios[-1]:.2e}, {int(points.active.sum())} points in contact, "
+            print(f"newton {iteration}: residual ratio {ratio:.2e}, {int(points.active.sum())} points in contact, "
                   f"{int(points.sliding.sum())} sliding, step {alpha:g}, {solver.factorizations} factorizations, "
                   f"{solver.cg_iterations} CG", flush=True)
         alphas.append(alpha)
         z += alpha * step
-    u = expand @ z + fixed_mm
-    points, _, _ = problem.contact(u.reshape(-1, 3), state, friction, held, limit)
+    u, points, _, _, _ = balance(limit)
     return StepResult(u.reshape(-1, 3), z[n_free:].copy(), points, problem.commit(points, state),
-                      MAX_NEWTON, solver.factorizations, solver.cg_iterations, ratios[-1], False)
+                      MAX_NEWTON, solver.factorizations, solver.cg_iterations, ratio, False)
 
 
 ARMIJO = 1e-4

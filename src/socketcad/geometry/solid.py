@@ -457,13 +457,12 @@ def thickness_along(body: manifold3d.Manifold, origins: np.ndarray, directions: 
     ends = start + reach_mm * directions
     thickness = np.full(len(origins), np.nan)
     for index, (origin, end, direction) in enumerate(zip(start, ends, directions)):
-        hits = body.ray_cast(tuple(origin), tuple(end))
-        entered = 0.0
+        hits = body.ray_cast(tuple(origin), tuple(end))  # distances as fractions of the segment
+        entered = -1e-3  # where the ray entered the material: 1 um before its start
         if len(hits) > 1 and hits[0].distance * reach_mm < CREASE_MM and float(np.dot(hits[0].normal, direction)) < 0.0:
             entered, hits = hits[0].distance * reach_mm, hits[1:]
         if hits and float(np.dot(hits[0].normal, direction)) > 0.0:
-            # manifold3d gives the fraction of the segment
-            thickness[index] = hits[0].distance * reach_mm - entered + (1e-3 if entered == 0.0 else 0.0)
+            thickness[index] = hits[0].distance * reach_mm - entered
     return thickness
 
 
