@@ -18,7 +18,7 @@ class CliResult:
 
 
 @pytest.fixture
-def cli(capsys, monkeypatch):
+def cli(capsys, monkeypatch, tmp_path_factory):
     """``cli(*args)`` runs the real entry point (``socketcad.cli.main``) in this process.
 
     Same code path as the installed ``socketcad`` script, error handling included, without
@@ -26,6 +26,7 @@ def cli(capsys, monkeypatch):
     """
     monkeypatch.delenv("SOCKETCAD_DEBUG", raising=False)
     monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setenv("SOCKETCAD_CACHE", str(tmp_path_factory.mktemp("cache")))  # not the user's ~/.cache
 
     def run(*args) -> CliResult:
         capsys.readouterr()  # drop anything printed before

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from socketcad.anatomy.limb import CaptureOptions, load_limb
-from socketcad.biomech.mesh import LINER, TISSUE, facet_indices, tissue_mesh, with_liner
+from socketcad.biomech.mesh import (LINER, TISSUE, facet_indices, read_tissue, tissue_key, tissue_mesh, with_liner,
+                                    write_tissue)
 from socketcad.geometry import solid
 
 
@@ -49,6 +50,48 @@ def test_tissue_mesh_fills_skin_less_bones(tt_mean, tissue):
     at_cut = rigid_points[:, 2] > top - 1e-6
     assert at_cut.any() and (~at_cut).any()
     assert (tissue.rigid.sum() > 100) and not tissue.rigid[np.unique(tissue.skin_faces)].all()
+
+
+def test_a_cached_tissue_mesh_is_read_back_whole(tt_mean, tissue, tmp_path):
+    """A mesh in the cache under its limb's key comes back as it was, not meshed again (fTetWild never
+    makes the same mesh twice, so equal arrays mean read); another
+    edge length is another key; a damaged cache file counts as absent."""
+    key = tissue_key(tt_mean, tissue.edge_mm)
+    assert key != tissue_key(tt_mean, tissue.edge_mm + 1.0)
+    write_tissue(tissue, tmp_path / f"tissue-{key}.npz")
+    again = tissue_mesh(tt_mean, tissue.edge_mm, cache=tmp_path)
+    for name in ("points", "tetrahedra", "skin_faces", "rigid"):
+        assert np.array_equal(getattr(again, name), getattr(tissue, name)), name
+    assert (again.top_mm, again.edge_mm) == (tissue.top_mm, tissue.edge_mm)
+    assert again.notes[:len(tissue.notes)] == tissue.notes and "read from the cache" in again.notes[-1]
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes((tmp_path / f"tissue-{key}.npz").read_bytes()[:1000])
+    assert read_tissue(damaged) is None and read_tissue(tmp_path / "absent.npz") is None
+
+
+def test_disc_average_is_exact_for_a_linear_field():
+    """On a flat grid (1 mm) the mean of a linear field over a disc centred on a vertex is its value
+    there; a constant stays constant everywhere, the edges included; a lone spike spreads over the disc."""
+    import trimesh
+
+    from socketcad.biomech.interface import disc_average
+
+    x, y = np.meshgrid(np.arange(41.0), np.arange(41.0))
+    grid = trimesh.Trimesh(np.column_stack([x.ravel(), y.ravel(), np.zeros(x.size)]), _grid_faces(41), process=False)
+    average = disc_average(grid, 5.0)
+    field = 2.0 * grid.vertices[:, 0] - grid.vertices[:, 1]
+    inner = np.all((grid.vertices[:, :2] >= 6) & (grid.vertices[:, :2] <= 34), axis=1)
+    assert np.allclose((average @ field)[inner], field[inner], atol=1e-9)
+    assert np.allclose(average @ np.ones(len(field)), 1.0)
+    spike = np.zeros(len(field))
+    spike[20 * 41 + 20] = 1.0
+    assert 0.01 < (average @ spike).max() < 0.02  # 1 mm^2 over about pi 25 mm^2
+
+
+def _grid_faces(n):
+    index = np.arange(n * n).reshape(n, n)
+    a, b, c, d = index[:-1, :-1].ravel(), index[:-1, 1:].ravel(), index[1:, :-1].ravel(), index[1:, 1:].ravel()
+    return np.vstack([np.column_stack([a, b, d]), np.column_stack([a, d, c])])
 
 
 def test_liner_layer_is_positive_and_even(tissue):

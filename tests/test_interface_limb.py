@@ -1,13 +1,18 @@
 """Interface mechanics on the OpenLimbTT mean limb (80 kg, K3, pin lock, default mesh): the designs
 compare as a prosthetist expects, and walking peaks fall in DOMAIN.md's published range. Each
-assertion message states the numbers the run got; the note of issue 5 records them."""
+assertion message states the numbers the run got; the note of issue 5 records them.
+
+All tests run on one tissue mesh kept in tests/data/tissue (tests/data/make_tissue_mesh.py makes it):
+fTetWild's meshes differ from run to run, and so would the figures."""
+
+from pathlib import Path
 
 import pytest
 
 from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import CaptureOptions, load_limb
 from socketcad.biomech.interface import Materials, analyse_interface
-from socketcad.biomech.mesh import tissue_mesh
+from socketcad.biomech.mesh import DEFAULT_EDGE_MM, read_tissue, tissue_key
 from socketcad.design import components
 from socketcad.design.plan import plan_from_dict
 from socketcad.design.rectify import rectify
@@ -23,9 +28,17 @@ def limb():
     return locate_landmarks(load_limb("sample:openlimb-tt-mean", CaptureOptions()))
 
 
+TISSUE_FOLDER = Path(__file__).parent / "data" / "tissue"
+
+
 @pytest.fixture(scope="module")
 def tissue(limb):
-    return tissue_mesh(limb)
+    path = TISSUE_FOLDER / f"tissue-{tissue_key(limb, DEFAULT_EDGE_MM)}.npz"
+    mesh = read_tissue(path)
+    if mesh is None:
+        pytest.fail(f"{path} is missing: the sample limb or the meshing changed; run tests/data/make_tissue_mesh.py "
+                    "and commit its file")
+    return mesh
 
 
 def analysed(limb, tissue, template, liner_mm=6, fibular_relief_mm=None, cases=("standing",), materials=Materials()):
@@ -85,15 +98,18 @@ def test_tsb_spreads_the_load(ptb, tsb):
 
 
 @pytest.mark.parametrize("design", ["ptb", "tsb"])
-def test_walking_peaks_in_published_range(design, request):
-    """Heel strike peaks fall in DOMAIN.md's walking range. The PTB standing peak does not: 124-128 kPa
-    against the indicative 20-100 (TSB 98-100; the note of issue 5), so only the order is asserted here."""
+def test_peaks_in_published_ranges(design, request):
+    """Standing and heel-strike peaks fall in DOMAIN.md's ranges, which were measured with pressure-mapping
+    sensors: so the peak compared is the sensel peak (the highest mean over one sensel). The nodal peak,
+    the field's highest value, is printed beside it; PTB's lies above 100 kPa standing (the note of issue 5)."""
     cases = request.getfixturevalue(design).summary()["cases"]
-    standing, walking = cases["standing"]["peak_pressure_kpa"], cases["heel_strike"]["peak_pressure_kpa"]
-    numbers = f"{design.upper()}: standing peak {standing} kPa, heel strike peak {walking} kPa"
+    standing, walking = cases["standing"], cases["heel_strike"]
+    numbers = (f"{design.upper()} peaks, sensel / nodal kPa: standing {standing['sensel_peak_kpa']} / "
+               f"{standing['peak_pressure_kpa']}, heel strike {walking['sensel_peak_kpa']} / {walking['peak_pressure_kpa']}")
     print(numbers)
-    assert WALKING_KPA[0] <= walking <= WALKING_KPA[1], numbers
-    assert STANDING_KPA[0] <= standing < walking, numbers
+    assert STANDING_KPA[0] <= standing["sensel_peak_kpa"] <= STANDING_KPA[1], numbers
+    assert WALKING_KPA[0] <= walking["sensel_peak_kpa"] <= WALKING_KPA[1], numbers
+    assert standing["sensel_peak_kpa"] < walking["sensel_peak_kpa"], numbers
 
 
 def test_deeper_fibular_relief_lowers_the_fibular_head_peak(limb, tissue, ptb):

@@ -462,6 +462,8 @@ def analyze(
     k_level: int = typer.Option(3, "--k-level", help="Mobility grade K0-K4 (heel strike and swing loads)."),
     tolerance_file: Optional[Path] = typer.Option(None, "--tolerances", help="Regional pressure tolerance table (YAML/JSON list) replacing the defaults."),
     edge_mm: float = typer.Option(12.0, "--edge-mm", help="Tissue mesh edge length, mm (smaller: finer and slower; 12: see README)."),
+    mesh_cache: Optional[Path] = typer.Option(None, "--mesh-cache", help="Folder of kept tissue meshes (default $SOCKETCAD_CACHE/tissue, else ~/.cache/socketcad/tissue): every analysis of one limb runs on one mesh, so revisions compare."),
+    fresh_mesh: bool = typer.Option(False, "--fresh-mesh", help="Mesh the tissue anew and leave the cache alone."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     units: Optional[str] = UnitsOption,
     side: Optional[str] = SideOption,
@@ -496,7 +498,7 @@ def analyze(
     materials = Materials(liner_youngs_kpa=liner.elastic_modulus_kpa, friction=liner.friction_skin)
     with steps("interface mechanics") as step:
         step("meshing the tissue (fTetWild)")
-        tissue = tissue_mesh(limb, edge_mm)
+        tissue = tissue_mesh(limb, edge_mm, cache=None if fresh_mesh else (mesh_cache or cache_folder() / "tissue"))
         step("donning and load cases")
         result = analyse_interface(limb, cavity_of(socket_solid, limb), liner.thickness_mm, closure_kind, body_mass_kg,
                                    k_level, materials, tissue=tissue, tolerances=tolerances)
@@ -509,16 +511,24 @@ def analyze(
     say("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
+def cache_folder() -> Path:
+    """socketcad's cache: $SOCKETCAD_CACHE, else $XDG_CACHE_HOME/socketcad, else ~/.cache/socketcad."""
+    if os.environ.get("SOCKETCAD_CACHE"):
+        return Path(os.environ["SOCKETCAD_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "socketcad"
+
+
 def print_interface(summary: dict) -> None:
     from socketcad.anatomy.bone_fit import FITTED_NOTE
 
     table = Table(title="Interface pressure and shear (kPa)")
-    for column in ("case", "peak", "mean", "peak/mean", "peak shear", "over tolerance"):
+    for column in ("case", "peak", "sensel peak", "mean", "peak/mean", "peak shear", "over tolerance"):
         table.add_column(column)
     for name, case in summary["cases"].items():
         over = [r["region"] for r in case["regions"] or [] if r["over_tolerance"]]
         ratio = "-" if case["peak_to_mean"] is None else f"{case['peak_to_mean']:g}"
-        table.add_row(name, f"{case['peak_pressure_kpa']:g}", f"{case['mean_pressure_kpa']:g}", ratio,
+        table.add_row(name, f"{case['peak_pressure_kpa']:g}", f"{case['sensel_peak_kpa']:g}",
+                      f"{case['mean_pressure_kpa']:g}", ratio,
                       f"{case['peak_shear_kpa']:g}", escape(", ".join(over) or "-"))
     out.print(table)
     regions = Table(title="Standing and heel strike by region (kPa)")
@@ -535,9 +545,11 @@ def print_interface(summary: dict) -> None:
         if not case["converged"]:
             say(f"warning: {name} did not converge (force residual {case['residual_ratio']:.1e} of the load after "
                 f"{case['newton_iterations']} Newton iterations): treat its numbers as rough")
+    say(f"sensel peak: the highest mean over one pressure-mapping sensel ({summary['sensel']}), the figure to "
+        "compare with measured pressures; the tolerance flags use the peak")
     say(f"penalty contact stiffness {summary['penalty_stiffness_mpa_per_mm']:g} MPa/mm; {summary['dofs']} dofs")
     for note in summary["notes"]:
-        if note.startswith(FITTED_NOTE):
+        if note.startswith((FITTED_NOTE, "tissue mesh")):
             say(note)
     say("validated: " + "; ".join(summary["validated"]))
     say("estimates: " + "; ".join(summary["estimates"]))

@@ -6,6 +6,12 @@ state with Coulomb friction between liner and socket: standing, heel strike, sta
 pull-off (socketcad.biomech.loads). Pressure and shear come out per skin vertex (kPa), with a regional
 summary against the tolerance table (socketcad.biomech.tolerance).
 
+Two peaks are reported. The nodal peak is the highest value of the field: what the tolerance flags use,
+and a quantity that moves with the mesh (fTetWild's meshes of one limb give peaks several per cent apart,
+and refining raises it; README). The sensel peak is the highest mean over a patch the size of one
+sensing element of a socket pressure-mapping strip, which is what the published interface pressures
+were measured with: the figure to compare with them, and with a fitting's own pressure map.
+
 Validated: the solver against Lame's thick cylinder (contact pressure) and a uniform-stress patch
 (tests/test_fem.py). Estimates: everything about the limb, i.e. linear elastic tissue (small strain,
 though donning strains reach tens of per cent), homogeneous tissue, the default moduli, the load
@@ -22,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
+from scipy import sparse
+from scipy.spatial import cKDTree
 
 from socketcad.anatomy.limb import Limb
 from socketcad.biomech import fem
@@ -42,6 +50,10 @@ PIN_RADIUS_MM = 15.0  # liner surface held by a distal pin or lanyard attachment
 PIN_HEIGHT_MM = 8.0
 SUCTION_KINDS = ("suction_seal_in", "suction_sleeve", "elevated_vacuum")
 PIN_KINDS = ("pin_lock", "lanyard")
+# One sensel of Tekscan's F-Socket strip (model 9811E: 16 x 6 sensels over 203 x 76 mm), 12.7 mm square;
+# averaged here over the disc of its area.
+SENSEL_MM = 12.7
+SENSEL_RADIUS_MM = SENSEL_MM / np.sqrt(np.pi)
 VALIDATED = ("solver: contact pressure of a rigid core in a thick cylinder vs Lame (within 5 %), uniform patch",)
 ESTIMATES = ("linear elastic, homogeneous soft tissue (small strain; donning strains are larger)",
              "tissue and liner moduli (DOMAIN.md ranges), penalty contact stiffness, load magnitudes",
@@ -91,6 +103,11 @@ class InterfaceResult:
     elements: int
     mesh_seconds: float
     notes: tuple[str, ...]
+    sensel: sparse.csr_matrix  # (n, n): per skin vertex field -> its mean over a sensel around each vertex
+
+    def sensel_pressure_kpa(self, case: str) -> np.ndarray:
+        """(n,) kPa: the pressure of ``case`` averaged over a sensel-sized disc around each skin vertex."""
+        return self.sensel @ self.cases[case].pressure_kpa
 
     @property
     def pistoning_mm(self) -> float | None:
@@ -107,8 +124,9 @@ class InterfaceResult:
         return float(np.degrees(self.cases["stance_rotation"].rigid_mm_rad[5] - self.cases["standing"].rigid_mm_rad[5]))
 
     def region_table(self, case: str) -> list[dict]:
-        """Per region: peak and mean pressure (kPa, over vertices in contact) against its tolerance."""
-        pressure = self.cases[case].pressure_kpa
+        """Per region: nodal and sensel peak and mean pressure (kPa, over vertices in contact) against its
+        tolerance (flagged by the nodal peak)."""
+        pressure, sensel = self.cases[case].pressure_kpa, self.sensel_pressure_kpa(case)
         rows = []
         for index, region in enumerate(self.regions.regions + (ELSEWHERE,)):
             where = self.regions.label == (index if index < len(self.regions.regions) else -1)
@@ -116,7 +134,8 @@ class InterfaceResult:
             peak = float(values.max()) if values.size else 0.0
             loaded = values[values > 0]
             rows.append({"region": region.name, "kind": region.kind, "tolerance_kpa": region.tolerance_kpa,
-                         "peak_kpa": round(peak, 1), "mean_kpa": round(float(loaded.mean()) if loaded.size else 0.0, 1),
+                         "peak_kpa": round(peak, 1), "sensel_peak_kpa": round(float(sensel[where].max(initial=0.0)), 1),
+                         "mean_kpa": round(float(loaded.mean()) if loaded.size else 0.0, 1),
                          "over_tolerance": bool(peak > region.tolerance_kpa), "vertices": int(where.sum())})
         return rows
 
@@ -128,6 +147,7 @@ class InterfaceResult:
             mean = float(loaded.mean()) if loaded.size else 0.0
             cases[name] = {
                 "how": case.how, "peak_pressure_kpa": round(float(case.pressure_kpa.max()), 1),
+                "sensel_peak_kpa": round(float(self.sensel_pressure_kpa(name).max()), 1),
                 "mean_pressure_kpa": round(mean, 1),
                 "peak_to_mean": round(float(case.pressure_kpa.max()) / mean, 2) if mean else None,
                 "peak_shear_kpa": round(float(case.shear_kpa.max()), 1),
@@ -146,13 +166,15 @@ class InterfaceResult:
             "stance_rotation_deg": _rounded(self.rotation_deg, 2),
             "materials": self.materials.__dict__,
             "liner_thickness_mm": self.liner_thickness_mm,
+            "sensel": f"{SENSEL_MM:g} mm square (F-Socket 9811E), as a disc of {SENSEL_RADIUS_MM:.2f} mm radius",
             "penalty_stiffness_mpa_per_mm": round(self.penalty_mpa_per_mm, 3),
             "dofs": self.dofs, "elements": self.elements, "mesh_seconds": round(self.mesh_seconds, 1),
             "notes": list(self.notes), "validated": list(VALIDATED), "estimates": list(ESTIMATES),
         }
 
     def save(self, directory: Path) -> dict[str, Path]:
-        """Per-vertex maps (npz: <case>_pressure_kpa, <case>_shear_kpa, region_label) and the summary
+        """Per-vertex maps (npz: <case>_pressure_kpa, <case>_shear_kpa, <case>_sensel_pressure_kpa,
+        region_label) and the summary
         (json), each written atomically."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -160,6 +182,7 @@ class InterfaceResult:
         for name, case in self.cases.items():
             arrays[f"{name}_pressure_kpa"] = case.pressure_kpa
             arrays[f"{name}_shear_kpa"] = case.shear_kpa
+            arrays[f"{name}_sensel_pressure_kpa"] = self.sensel_pressure_kpa(name)
         paths = {"maps": directory / "interface-maps.npz", "summary": directory / "interface-summary.json"}
 
         def write_npz(tmp: Path) -> None:
@@ -226,7 +249,19 @@ def analyse_interface(
         results[name] = record(name, case.how, step, time.perf_counter() - clock)
     notes = limb_mesh.notes + (f"analysis {time.perf_counter() - started:.1f} s",)
     return InterfaceResult(results, region_map(limb, tolerances), materials, limb_mesh.liner_thickness_mm, penalty,
-                           int(3 * problem.basis.N), int(limb_mesh.mesh.nelements), mesh_seconds, notes)
+                           int(3 * problem.basis.N), int(limb_mesh.mesh.nelements), mesh_seconds, notes,
+                           disc_average(limb.skin, SENSEL_RADIUS_MM))
+
+
+def disc_average(surface: trimesh.Trimesh, radius_mm: float) -> sparse.csr_matrix:
+    """(n, n) operator taking a per-vertex field of ``surface`` to its area-weighted mean over the vertices
+    within ``radius_mm`` of each vertex (straight-line distance: over a sensel the limb is nearly flat)."""
+    area = vertex_face_incidence(surface) @ surface.area_faces / 3.0
+    near = cKDTree(surface.vertices).query_ball_point(surface.vertices, radius_mm)
+    rows = np.repeat(np.arange(len(near)), [len(n) for n in near])
+    columns = np.concatenate(near)
+    weights = sparse.csr_matrix((area[columns], (rows, columns)), shape=(len(area), len(area)))
+    return sparse.diags(1.0 / np.asarray(weights.sum(axis=1)).ravel()) @ weights
 
 
 DONNING_INCREMENTS = 1

@@ -7,14 +7,23 @@ this MIT project). fTetWild's tetrahedra are of guaranteed quality but its surfa
 within an envelope (0.2 % of the diagonal, about 0.6 mm here); results are carried back to the skin's own
 vertices by nearest-point interpolation. Bones and the proximal cut face are one rigid body (the knee is
 held in this static analysis: the thigh above the scan moves with the femur).
+
+fTetWild is not repeatable: two runs on the same surface, even on one thread, give different meshes, and
+the peak pressures of one design differ by several per cent between them. So a tissue mesh can be kept
+in a cache folder under a hash of what it is made from, and every analysis of one limb (the revisions
+of its socket) then runs on the same mesh: their differences are the designs', not the mesher's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import tempfile
 import time
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import trimesh
@@ -24,7 +33,7 @@ from socketcad.anatomy.bone_fit import with_mean_bones
 from socketcad.anatomy.limb import Limb
 from socketcad.biomech.structure import positively_oriented, prism_tetrahedra
 from socketcad.errors import GeometryError, InputError
-from socketcad.geometry import solid
+from socketcad.geometry import io, solid
 from socketcad.geometry.deform import vertex_face_incidence, vertex_normals
 
 DEFAULT_EDGE_MM = 12.0  # target tetrahedron edge: the default resolution (mesh convergence: README)
@@ -36,6 +45,7 @@ TISSUE, LINER = 0, 1
 # times over neighbouring faces, or neighbouring prisms can cross in a tight fold.
 LINER_NORMAL_SMOOTHING = 3
 LINER_LAYERS = 1  # prism layers through the liner's thickness
+CACHE_VERSION = 1  # part of the cache key: raise it when the meshing changes, and old files are passed by
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,11 +84,11 @@ class TissueMesh:
     notes: tuple[str, ...]
 
 
-def tissue_mesh(limb: Limb, edge_mm: float = DEFAULT_EDGE_MM) -> TissueMesh:
+def tissue_mesh(limb: Limb, edge_mm: float = DEFAULT_EDGE_MM, cache: Path | None = None) -> TissueMesh:
     """Tetrahedra of the soft tissue between ``limb``'s skin and bones, below its top. A limb without
-    bones (a scan) gets the OpenLimbTT mean bones fitted into it, and the notes say so."""
-    import pytetwild  # imported here: a compiled dependency only analysis needs
-
+    bones (a scan) gets the OpenLimbTT mean bones fitted into it, and the notes say so. With a ``cache``
+    folder, a mesh made earlier from the same skin, bones and settings is read from it, and a new one is
+    written to it (atomically; a folder that cannot be written is passed by, and the notes say so)."""
     if not np.isfinite(edge_mm) or not 2.0 <= edge_mm <= 40.0:
         raise InputError(f"the tissue mesh edge must be 2-40 mm, got {edge_mm}")
     started = time.perf_counter()
@@ -86,6 +96,72 @@ def tissue_mesh(limb: Limb, edge_mm: float = DEFAULT_EDGE_MM) -> TissueMesh:
     if not limb.bones:
         limb = with_mean_bones(limb)
         fitted_note = (limb.notes[-1],)
+    if cache is None:
+        return _meshed(limb, edge_mm, fitted_note, started)
+    path = Path(cache) / f"tissue-{tissue_key(limb, edge_mm)}.npz"
+    kept = read_tissue(path)
+    if kept is not None:
+        return replace(kept, seconds=time.perf_counter() - started,
+                       notes=kept.notes + (f"tissue mesh read from the cache {path}",))
+    mesh = _meshed(limb, edge_mm, fitted_note, started)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_tissue(mesh, path)
+    except OSError as exc:
+        return replace(mesh, notes=mesh.notes + (f"tissue mesh not cached ({path}: {exc.strerror})",))
+    return mesh
+
+
+def tissue_key(limb: Limb, edge_mm: float) -> str:
+    """Hash (hex) of what a tissue mesh is made from: skin, bones (their coordinates and faces) and the
+    meshing settings."""
+    digest = hashlib.sha256(json.dumps({
+        "version": CACHE_VERSION, "edge_mm": float(edge_mm), "envelope": ENVELOPE, "top_margin_mm": TOP_MARGIN_MM,
+        "cut_band_mm": CUT_BAND_MM, "bones": sorted(limb.bones)}).encode())
+    for surface in [limb.skin] + [limb.bones[name] for name in sorted(limb.bones)]:
+        digest.update(np.ascontiguousarray(surface.vertices, dtype="<f8").tobytes())
+        digest.update(np.ascontiguousarray(surface.faces, dtype="<i8").tobytes())
+    return digest.hexdigest()[:32]
+
+
+def write_tissue(mesh: TissueMesh, path: Path) -> None:
+    """Save ``mesh`` as a compressed npz, atomically."""
+    arrays = {"points": mesh.points, "tetrahedra": mesh.tetrahedra.astype(np.int32),
+              "skin_faces": mesh.skin_faces.astype(np.int32), "rigid": mesh.rigid,
+              "facts": np.array(json.dumps({"top_mm": mesh.top_mm, "edge_mm": mesh.edge_mm, "notes": mesh.notes}))}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+    io.write_atomic(Path(path), write)
+
+
+def read_tissue(path: Path) -> TissueMesh | None:
+    """A mesh saved by ``write_tissue``, or None if the file is missing, unreadable or inconsistent
+    (a cache entry to make again, not an error)."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            points, tetrahedra = saved["points"], saved["tetrahedra"].astype(np.int64)
+            skin_faces, rigid = saved["skin_faces"].astype(np.int64), saved["rigid"]
+            facts = json.loads(str(saved["facts"]))
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    count = len(points)
+    consistent = (points.ndim == 2 and points.shape[1] == 3 and tetrahedra.ndim == 2 and tetrahedra.shape[1] == 4
+                  and skin_faces.ndim == 2 and skin_faces.shape[1] == 3 and rigid.shape == (count,)
+                  and tetrahedra.size and 0 <= tetrahedra.min() and tetrahedra.max() < count
+                  and skin_faces.size and 0 <= skin_faces.min() and skin_faces.max() < count)
+    if not consistent:
+        return None
+    return TissueMesh(points, tetrahedra, skin_faces, rigid.astype(bool), float(facts["top_mm"]),
+                      float(facts["edge_mm"]), 0.0, tuple(facts["notes"]))
+
+
+def _meshed(limb: Limb, edge_mm: float, fitted_note: tuple[str, ...], started: float) -> TissueMesh:
+    """fTetWild's mesh of ``limb`` (with bones)."""
+    import pytetwild  # imported here: a compiled dependency only analysis needs
+
     open_tops = [b.vertices[:, 2].max() for b in limb.bones.values() if not b.is_watertight]
     top = float(min([limb.skin.vertices[:, 2].max()] + open_tops)) - TOP_MARGIN_MM
     body = _closed_below(limb.skin, top)
