@@ -555,6 +555,149 @@ def print_interface(summary: dict) -> None:
     say("estimates: " + "; ".join(summary["estimates"]))
 
 
+case_app = typer.Typer(help="Cases: one patient's limb, its scans and design revisions (the clinic's records).",
+                       no_args_is_help=True)
+scan_app = typer.Typer(help="Scans of a case's limb.", no_args_is_help=True)
+app.add_typer(case_app, name="case")
+app.add_typer(scan_app, name="scan")
+DataOption = typer.Option(None, "--data", help="Data folder: database and files [$SOCKETCAD_DATA, else ~/.local/share/socketcad].")
+DatabaseOption = typer.Option(None, "--db", envvar="SOCKETCAD_DB", help="Database URL for a shared clinic database, e.g. postgresql+psycopg://user@host/socketcad [SQLite in the data folder].")
+
+
+def open_store(data: Optional[Path], url: Optional[str]):
+    from socketcad.clinic.store import Store, default_data_folder
+
+    return Store(data or default_data_folder(), url)
+
+
+@case_app.command("new")
+def case_new(
+    reference: str = typer.Argument(..., help="The clinic's identifier for this patient's limb (no names)."),
+    level: str = typer.Option(..., "--level", help="transtibial or transfemoral."),
+    side: str = typer.Option(..., "--side", help="left or right."),
+    data: Optional[Path] = DataOption,
+    url: Optional[str] = DatabaseOption,
+) -> None:
+    """Open a case."""
+    from socketcad.clinic.cases import new_case
+
+    case = new_case(open_store(data, url), reference, level, side)
+    say(f"case {case.reference}: {case.side} {case.level}")
+
+
+@case_app.command("list")
+def case_list(data: Optional[Path] = DataOption, url: Optional[str] = DatabaseOption) -> None:
+    """List the cases."""
+    from socketcad.clinic.cases import list_cases
+
+    table = Table(title="Cases")
+    for column in ("reference", "level", "side", "scans", "revisions"):
+        table.add_column(column)
+    for case in list_cases(open_store(data, url)):
+        table.add_row(escape(case["reference"]), case["level"], case["side"], str(case["scans"]), str(case["revisions"]))
+    out.print(table)
+
+
+@case_app.command("show")
+def case_show(
+    reference: str = typer.Argument(..., help="The case's reference."),
+    as_json: bool = typer.Option(False, "--json", help="Print the history as JSON."),
+    data: Optional[Path] = DataOption,
+    url: Optional[str] = DatabaseOption,
+) -> None:
+    """A case's scans, design revisions (a tree: each names its parent) and audit trail."""
+    from socketcad.clinic.cases import history
+
+    record = history(open_store(data, url), reference)
+    if as_json:
+        out.print_json(json.dumps(record))
+        return
+    say(f"case {record['reference']}: {record['side']} {record['level']}, opened {record['created_at']}")
+    for scan in record["scans"]:
+        say(f"  scan {scan['id']}: {scan['filename']} ({scan['method']}, {scan['units']}) {scan['file_hash'][:12]}")
+    for revision in record["revisions"]:
+        parent = f" from {revision['parent']}" if revision["parent"] else ""
+        say(f"  revision {revision['id']}{parent}: {revision['socket_type']} {revision['liner']} on scan "
+            f"{revision['scan']}, socket {revision['socket_hash'][:12]} by {revision['by']} {revision['note']}")
+    for event in record["audit"]:
+        say(f"  {event['at']} {event['actor']}: {event['action']}")
+
+
+@scan_app.command("add")
+def scan_add(
+    reference: str = typer.Argument(..., help="The case's reference."),
+    file: Path = typer.Argument(..., help="Scan or scanned cast: STL, OBJ, PLY, OFF, 3MF or AOP."),
+    method: str = typer.Option("scan", "--method", help="scan, cast or tape."),
+    units: Optional[str] = UnitsOption,
+    data: Optional[Path] = DataOption,
+    url: Optional[str] = DatabaseOption,
+) -> None:
+    """Keep a scan of the case's limb (checked: it reads as a limb of the case's level and side)."""
+    from socketcad.clinic.cases import add_scan
+
+    scan = add_scan(open_store(data, url), reference, file, method, units)
+    say(f"scan {scan.id} of case {reference}: {scan.file_hash[:12]}")
+
+
+@app.command("design")
+def design_revision(
+    reference: str = typer.Argument(..., help="The case's reference."),
+    template: Optional[str] = typer.Option(None, "--template", help="Template whose plan for this limb is saved: ptb, tsb, kbm; ic, quad, subischial."),
+    plan_file: Optional[Path] = typer.Option(None, "--plan", help="Rectification plan (YAML/JSON) instead of a template."),
+    spec_file: Optional[Path] = typer.Option(None, "--spec", help="Socket spec (YAML/JSON); the options below override its fields."),
+    liner: Optional[str] = typer.Option(None, "--liner", help="Liner id from the catalogue."),
+    closure: Optional[str] = typer.Option(None, "--closure", help="Closure id from the catalogue."),
+    adapter: Optional[str] = typer.Option(None, "--adapter", help="Distal adapter id [lock_housing_4h for a pin lock, else four_hole_43]."),
+    scan_id: Optional[int] = typer.Option(None, "--scan", help="Scan id [the case's newest]."),
+    parent: Optional[int] = typer.Option(None, "--parent", help="The revision this one changes."),
+    note: str = typer.Option("", "--note", help="Why this revision."),
+    data: Optional[Path] = DataOption,
+    url: Optional[str] = DatabaseOption,
+) -> None:
+    """Build and save a design revision of a case (immutable once saved; changes make child revisions)."""
+    from socketcad.clinic.cases import design
+    from socketcad.design.plan import read_plan
+
+    if (template is None) == (plan_file is None):
+        raise InputError("give one of --template NAME or --plan FILE")
+    fields = dict(io.read_data_file(spec_file, "socket spec")) if spec_file is not None else {}
+    fields.update({k: v for k, v in {"liner": liner, "closure": closure, "adapter": adapter}.items() if v is not None})
+    fields.setdefault("socket_type", template)
+    if "adapter" not in fields and fields.get("closure"):
+        fields["adapter"] = "lock_housing_4h" if "pin" in str(fields["closure"]) else "four_hole_43"
+    plan = template if template is not None else read_plan(plan_file)
+    with steps("design revision") as step:
+        step("building the socket")
+        revision = design(open_store(data, url), reference, plan, fields, scan_id, parent, note)
+    say(f"revision {revision.id} of case {reference}: socket {revision.socket_hash}")
+
+
+@app.command("rebuild")
+def rebuild_revision(
+    revision_id: int = typer.Argument(..., help="Revision id (see 'socketcad case show')."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the rebuilt socket STL here."),
+    data: Optional[Path] = DataOption,
+    url: Optional[str] = DatabaseOption,
+) -> None:
+    """Build a stored revision again from its records and compare it with the stored socket, byte for byte."""
+    from socketcad.clinic.cases import rebuild
+    from socketcad.clinic.files import sha256
+
+    if output is not None:
+        check_output(output, ("stl",))
+    with steps(f"rebuilding revision {revision_id}") as step:
+        step("building the socket")
+        revision, stl = rebuild(open_store(data, url), revision_id)
+    digest = sha256(stl)
+    if output is not None:
+        io.write_atomic(output, lambda tmp: tmp.write_bytes(stl))
+    same = digest == revision.socket_hash
+    say(f"revision {revision_id}: stored {revision.socket_hash}, rebuilt {digest}: "
+        + ("identical" if same else "DIFFERENT (the code that builds it changed since)"))
+    if not same:
+        raise typer.Exit(1)
+
+
 @app.command()
 def demo(
     out_dir: Path = typer.Option(Path("out/demo"), "--out", help="Folder for the demo outputs."),

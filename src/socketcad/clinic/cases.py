@@ -1,0 +1,248 @@
+"""What the clinic does to a case, as functions over a Store: open a case, add a scan, save a design
+revision (rebuilt from its records on demand), read the history. Every change writes an audit event in
+the same transaction. Bad input raises InputError and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from socketcad.anatomy.landmarks import locate_landmarks
+from socketcad.anatomy.limb import CaptureOptions, Limb, load_limb
+from socketcad.clinic.files import sha256
+from socketcad.clinic.models import AuditEvent, Case, Revision, Scan
+from socketcad.clinic.store import Store
+from socketcad.design.plan import RectificationPlan, plan_from_dict
+from socketcad.design.socket import SocketSpec, build_socket, spec_from_dict
+from socketcad.design.templates import template_plan
+from socketcad.errors import InputError
+from socketcad.geometry import io
+
+LEVELS = ("transtibial", "transfemoral")
+SIDES = ("left", "right")
+METHODS = ("scan", "cast", "tape")
+# A test hook: seconds to sleep after a revision's files are stored and before its records are committed
+# (the crash-safety test kills the process there).
+PAUSE_BEFORE_COMMIT = "SOCKETCAD_PAUSE_BEFORE_COMMIT_S"
+
+
+def actor() -> str:
+    """Who is acting: $SOCKETCAD_USER, else the login name."""
+    return os.environ.get("SOCKETCAD_USER") or os.environ.get("USER") or "unknown"
+
+
+def new_case(store: Store, reference: str, level: str, side: str) -> Case:
+    """Open a case for one limb of a patient known by the clinic's ``reference``."""
+    reference = reference.strip()
+    if not reference or len(reference) > 64:
+        raise InputError("a case reference is 1-64 characters (the clinic's own identifier, not a name)")
+    if level not in LEVELS:
+        raise InputError(f"level {level!r} is not one of: {', '.join(LEVELS)}")
+    if side not in SIDES:
+        raise InputError(f"side {side!r} is not one of: {', '.join(SIDES)}")
+    try:
+        with store.transaction() as db:
+            case = Case(reference=reference, level=level, side=side)
+            db.add(case)
+            db.flush()
+            _audit(db, "case.new", case.id, {"reference": reference, "level": level, "side": side})
+    except IntegrityError:
+        raise InputError(f"case {reference!r} exists already: use it, or give another reference") from None
+    return case
+
+
+def find_case(db: Session, reference: str) -> Case:
+    case = db.scalar(select(Case).where(Case.reference == reference))
+    if case is None:
+        raise InputError(f"no case {reference!r}: see 'socketcad case list'")
+    return case
+
+
+def list_cases(store: Store) -> list[dict]:
+    """Every case: reference, level, side, and how many scans and revisions it has."""
+    with store.transaction() as db:
+        return [{"reference": c.reference, "level": c.level, "side": c.side, "scans": len(c.scans),
+                 "revisions": len(c.revisions)} for c in db.scalars(select(Case).order_by(Case.id))]
+
+
+def add_scan(store: Store, reference: str, path: Path, method: str = "scan", units: str | None = None) -> Scan:
+    """Keep a captured shape of the case's limb. It must read as a limb of the case's level and side."""
+    if method not in METHODS:
+        raise InputError(f"capture method {method!r} is not one of: {', '.join(METHODS)}")
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the scan ({exc.strerror})") from None
+    with store.transaction() as db:
+        case = find_case(db, reference)
+        limb = _read_limb(data, path.name, units, case)
+        digest = store.files.put(data)
+        # the units as read (given or detected) are kept, so a rebuild reads the file the same way
+        scan = Scan(case_id=case.id, file_hash=digest, filename=path.name, method=method, units=limb.units.unit)
+        db.add(scan)
+        db.flush()
+        _audit(db, "scan.add", case.id, {"scan": scan.id, "file_hash": digest, "method": method,
+                                         "filename": path.name, "units": limb.units.how})
+    return scan
+
+
+@dataclass(frozen=True)
+class Built:
+    socket_stl: bytes
+    sheet: dict
+
+
+def design(store: Store, reference: str, plan: RectificationPlan | dict | str, spec: SocketSpec | dict,
+           scan_id: int | None = None, parent_id: int | None = None, note: str = "") -> Revision:
+    """Build and save a design revision of the case: its scan (default: the newest), plan (or a template's
+    name: its plan for this limb is what is saved) and spec. The socket is stored first, then the
+    revision's record: a crash between leaves no record."""
+    spec = spec if isinstance(spec, SocketSpec) else spec_from_dict(spec)
+    with store.transaction() as db:
+        case = find_case(db, reference)
+        if parent_id is not None:
+            _revision_of(db, case, parent_id)
+        scan = _scan_of(db, case, scan_id)
+        scan_bytes = store.files.get(scan.file_hash)
+        scan_facts = (scan.filename, scan.units)
+        level, side = case.level, case.side
+    if isinstance(plan, str):
+        plan = template_plan(plan, locate_landmarks(_read_limb(scan_bytes, *scan_facts, level=level, side=side)))
+    plan = plan if isinstance(plan, RectificationPlan) else plan_from_dict(plan)
+    built = _build(scan_bytes, *scan_facts, level, side, plan, spec)
+    socket_hash = store.files.put(built.socket_stl)
+    sheet_hash = store.files.put(json.dumps(built.sheet, indent=2, sort_keys=True).encode())
+    pause = float(os.environ.get(PAUSE_BEFORE_COMMIT, "0") or 0)
+    if pause > 0:
+        time.sleep(pause)
+    with store.transaction() as db:
+        case = find_case(db, reference)
+        revision = Revision(case_id=case.id, scan_id=scan.id, parent_id=parent_id, plan=plan.model_dump(mode="json"),
+                            spec=spec.model_dump(mode="json"), socket_hash=socket_hash, sheet_hash=sheet_hash,
+                            note=note, created_by=actor())
+        db.add(revision)
+        db.flush()
+        _audit(db, "revision.save", case.id, {"revision": revision.id, "parent": parent_id, "scan": scan.id,
+                                              "socket_hash": socket_hash})
+    return revision
+
+
+def rebuild(store: Store, revision_id: int) -> tuple[Revision, bytes]:
+    """The socket of a stored revision built again from its records; compare its hash with the stored one."""
+    with store.transaction() as db:
+        revision = db.get(Revision, revision_id)
+        if revision is None:
+            raise InputError(f"no revision {revision_id}: see 'socketcad case show REFERENCE'")
+        scan, case = revision.scan, revision.case
+        facts = (store.files.get(scan.file_hash), scan.filename, scan.units, case.level, case.side)
+    built = _build(*facts, plan_from_dict(revision.plan, f"revision {revision_id} plan"),
+                   spec_from_dict(revision.spec, f"revision {revision_id} spec"))
+    return revision, built.socket_stl
+
+
+def history(store: Store, reference: str) -> dict:
+    """The case's scans, revisions (with parents) and audit trail, as plain data."""
+    with store.transaction() as db:
+        case = find_case(db, reference)
+        events = db.scalars(select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.id))
+        return {
+            "reference": case.reference, "level": case.level, "side": case.side,
+            "created_at": _utc(case.created_at),
+            "scans": [{"id": s.id, "file_hash": s.file_hash, "filename": s.filename, "method": s.method,
+                       "units": s.units, "created_at": _utc(s.created_at)} for s in case.scans],
+            "revisions": [{"id": r.id, "parent": r.parent_id, "scan": r.scan_id, "template": r.plan.get("name"),
+                           "socket_type": r.spec["socket_type"], "liner": r.spec["liner"], "socket_hash": r.socket_hash,
+                           "note": r.note, "by": r.created_by, "created_at": _utc(r.created_at)}
+                          for r in case.revisions],
+            "audit": [{"at": _utc(e.at), "actor": e.actor, "action": e.action, "detail": e.detail} for e in events],
+        }
+
+
+def check_store(store: Store) -> list[str]:
+    """What is inconsistent between the records and the file store (empty: nothing): a record naming a
+    file that is missing or whose content does not match its hash, a stored file not named by its hash."""
+    problems = []
+    with store.transaction() as db:
+        named = [("scan", s.id, s.file_hash) for s in db.scalars(select(Scan))]
+        for r in db.scalars(select(Revision)):
+            named += [("revision", r.id, r.socket_hash), ("revision", r.id, r.sheet_hash)]
+    for kind, number, digest in named:
+        try:
+            store.files.get(digest)
+        except InputError as exc:
+            problems.append(f"{kind} {number}: {exc}")
+    for path in store.files.root.glob("*/*"):
+        if not path.name.startswith(".incoming-") and sha256(path.read_bytes()) != path.name:
+            problems.append(f"{path}: content does not match its name")
+    return problems
+
+
+def _utc(moment: datetime) -> str:
+    """ISO time in UTC (SQLite hands back naive times; they were stored as UTC)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+
+
+def _audit(db: Session, action: str, case_id: int | None, detail: dict) -> None:
+    db.add(AuditEvent(actor=actor(), action=action, case_id=case_id, detail=detail))
+
+
+def _scan_of(db: Session, case: Case, scan_id: int | None) -> Scan:
+    if scan_id is None:
+        if not case.scans:
+            raise InputError(f"case {case.reference!r} has no scan yet: 'socketcad scan add {case.reference} FILE'")
+        return case.scans[-1]
+    scan = db.get(Scan, scan_id)
+    if scan is None or scan.case_id != case.id:
+        raise InputError(f"scan {scan_id} is not a scan of case {case.reference!r}")
+    return scan
+
+
+def _revision_of(db: Session, case: Case, revision_id: int) -> Revision:
+    revision = db.get(Revision, revision_id)
+    if revision is None or revision.case_id != case.id:
+        raise InputError(f"revision {revision_id} is not a revision of case {case.reference!r}")
+    return revision
+
+
+def _read_limb(data: bytes, filename: str, units: str | None, case: Case | None = None,
+               level: str | None = None, side: str | None = None) -> Limb:
+    """The limb in a scan file's bytes (its name's suffix gives the format). Checked against a ``case``: its
+    level, and its side where the shape tells one (a fibula, a file's own side)."""
+    if case is not None:
+        level = case.level
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(filename).name
+        path.write_bytes(data)
+        limb = load_limb(path, CaptureOptions(units=units, level=level, side=side))
+    if case is not None and limb.side in SIDES and limb.side != case.side:
+        raise InputError(f"{filename}: reads as a {limb.side} limb, and case {case.reference!r} is the {case.side} "
+                         "side: is it this patient's limb?")
+    return limb
+
+
+def _build(scan_bytes: bytes, filename: str, units: str | None, level: str, side: str,
+           plan: RectificationPlan, spec: SocketSpec) -> Built:
+    """Scan -> limb -> rectified model -> socket: a pure function of the records."""
+    from socketcad.design.fabrication import fabrication_sheet
+    from socketcad.design.rectify import rectify
+
+    limb = locate_landmarks(_read_limb(scan_bytes, filename, units, level=level, side=side))
+    socket = build_socket(rectify(limb, plan).rectified_limb(), spec)
+    return Built(_stl_bytes(socket.solid), fabrication_sheet(socket))
+
+
+def _stl_bytes(mesh) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "socket.stl"
+        io.write_mesh(mesh, path)
+        return path.read_bytes()

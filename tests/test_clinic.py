@@ -1,0 +1,147 @@
+"""Clinical records (SQLite): a case's scans and design revisions through the CLI, rebuilds that
+reproduce the stored socket byte for byte, crash safety under SIGKILL, concurrent writers, and bad
+input that changes nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from socketcad.anatomy.samples import SAMPLES
+from socketcad.clinic import cases
+from socketcad.clinic.store import Store
+
+LIMB = SAMPLES["openlimb-tt-mean"].path  # a right transtibial limb
+PTB = ("--template", "ptb", "--liner", "silicone_locking_6", "--closure", "pin_lock_icelock")
+
+
+def rows(data: Path, table: str) -> int:
+    with sqlite3.connect(data / "socketcad.db") as db:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def designed(tmp_path_factory):
+    """A case with a scan and two revisions (a PTB, and a TSB changed from it), made through the CLI."""
+    data = tmp_path_factory.mktemp("clinic")
+    env = dict(os.environ, SOCKETCAD_DATA=str(data), SOCKETCAD_USER="prosthetist-a")
+    run = lambda *args: subprocess.run([sys.executable, "-m", "socketcad.cli", *map(str, args)], env=env,
+                                       capture_output=True, text=True, timeout=600)
+    for args in (("case", "new", "P-001", "--level", "transtibial", "--side", "right"),
+                 ("scan", "add", "P-001", LIMB),
+                 ("design", "P-001", *PTB, "--note", "first fit"),
+                 ("design", "P-001", "--template", "tsb", "--liner", "silicone_locking_6", "--closure",
+                  "pin_lock_icelock", "--parent", "1", "--note", "spread the load")):
+        result = run(*args)
+        assert result.returncode == 0, result.stderr
+    return data, run
+
+
+def test_a_case_history_is_kept(designed):
+    data, run = designed
+    import json
+
+    shown = run("case", "show", "P-001", "--json")
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    assert [(r["id"], r["parent"], r["socket_type"]) for r in record["revisions"]] == [(1, None, "ptb"), (2, 1, "tsb")]
+    assert [e["action"] for e in record["audit"]] == ["case.new", "scan.add", "revision.save", "revision.save"]
+    assert {e["actor"] for e in record["audit"]} == {"prosthetist-a"}
+    assert record["scans"][0]["units"] == "mm"
+    assert cases.check_store(Store(data)) == []
+
+
+def test_rebuild_reproduces_the_stored_socket(designed, tmp_path):
+    data, run = designed
+    result = run("rebuild", "2", "-o", tmp_path / "again.stl")
+    assert result.returncode == 0, result.stderr
+    assert "identical" in result.stdout
+    stored = Store(data)
+    with stored.transaction() as db:
+        from socketcad.clinic.models import Revision
+
+        digest = db.get(Revision, 2).socket_hash
+    assert (tmp_path / "again.stl").read_bytes() == stored.files.get(digest)
+
+
+def test_revisions_and_the_audit_trail_cannot_be_changed(designed):
+    data, _ = designed
+    with sqlite3.connect(data / "socketcad.db") as db:
+        for statement in ("UPDATE revisions SET note = 'x'", "UPDATE audit_events SET actor = 'x'",
+                          "DELETE FROM audit_events"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                db.execute(statement)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("design", "NOPE", *PTB), "no case 'NOPE'"),
+    (("design", "P-002", *PTB, "--parent", "1"), "revision 1 is not a revision of case 'P-002'"),
+    (("design", "P-002", *PTB, "--scan", "1"), "scan 1 is not a scan of case 'P-002'"),
+    (("scan", "add", "P-002", LIMB), "reads as a right limb, and case 'P-002' is the left side"),
+    (("rebuild", "99"), "no revision 99"),
+    (("case", "new", "P-001", "--level", "transtibial", "--side", "right"), "case 'P-001' exists already"),
+    (("case", "new", "P-003", "--level", "tibial", "--side", "right"), "level 'tibial' is not one of"),
+])
+def test_bad_input_is_refused_and_changes_nothing(designed, args, message):
+    data, run = designed
+    if run("case", "show", "P-002").returncode != 0:
+        assert run("case", "new", "P-002", "--level", "transtibial", "--side", "left").returncode == 0
+    before = {table: rows(data, table) for table in ("cases", "scans", "revisions", "audit_events")}
+    files = sorted(p.name for p in (data / "objects").glob("*/*"))
+    result = run(*args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert {table: rows(data, table) for table in before} == before
+    assert sorted(p.name for p in (data / "objects").glob("*/*")) == files
+
+
+def test_a_revision_killed_while_saving_leaves_the_store_consistent(tmp_path):
+    """SIGKILL after the socket's files are stored and before the record is committed: no revision, the
+    store consistent (the files, unreferenced, are whole); the same design saved again succeeds."""
+    env = {**os.environ, "SOCKETCAD_DATA": str(tmp_path), cases.PAUSE_BEFORE_COMMIT: "60"}
+    command = [sys.executable, "-m", "socketcad.cli"]
+    subprocess.run(command + ["case", "new", "K-1", "--level", "transtibial", "--side", "right"], env=env, check=True)
+    subprocess.run(command + ["scan", "add", "K-1", str(LIMB)], env=env, check=True)
+    files_before = len(list((tmp_path / "objects").glob("*/*")))
+    saving = subprocess.Popen(command + ["design", "K-1", *PTB], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while len(list((tmp_path / "objects").glob("*/*"))) < files_before + 2:  # the socket and its sheet
+        assert saving.poll() is None and time.monotonic() < deadline, "the design ended before it was killed"
+        time.sleep(0.2)
+    saving.send_signal(signal.SIGKILL)
+    saving.wait()
+    assert rows(tmp_path, "revisions") == 0
+    store = Store(tmp_path)
+    assert cases.check_store(store) == []
+    env.pop(cases.PAUSE_BEFORE_COMMIT)
+    subprocess.run(command + ["design", "K-1", *PTB], env=env, check=True, capture_output=True)
+    assert rows(tmp_path, "revisions") == 1 and cases.check_store(store) == []
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from socketcad.clinic.cases import new_case
+from socketcad.clinic.store import Store
+store = Store(Path(sys.argv[1]))
+for number in range(int(sys.argv[3])):
+    new_case(store, f"{sys.argv[2]}-{number}", "transtibial", "left")
+"""
+
+
+def test_two_concurrent_writers_lose_no_record(tmp_path):
+    Store(tmp_path).close()
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), name, "40"], stderr=subprocess.PIPE,
+                                text=True) for name in ("A", "B")]
+    for writer in writers:
+        _, error = writer.communicate(timeout=300)
+        assert writer.returncode == 0, error
+    assert rows(tmp_path, "cases") == 80 and rows(tmp_path, "audit_events") == 80
