@@ -7,8 +7,9 @@ BIN    := $(VENV)/bin
 OUT    ?= out/demo
 
 # CHOLMOD (SuiteSparse) for scikit-sparse's sparse Cholesky, OpenBLAS under it (the reference BLAS
-# is 15 times slower); Debian's packages, installed when missing.
-SYSTEM_PACKAGES := libsuitesparse-dev libopenblas0-pthread
+# is 15 times slower); PostgreSQL, whose server the clinic tests start (a throwaway cluster of their
+# own, tests/postgres.py); Debian's packages, installed when missing.
+SYSTEM_PACKAGES := libsuitesparse-dev libopenblas0-pthread postgresql
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test bench clean

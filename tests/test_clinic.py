@@ -22,6 +22,10 @@ LIMB = SAMPLES["openlimb-tt-mean"].path  # a right transtibial limb
 PTB = ("--template", "ptb", "--liner", "silicone_locking_6", "--closure", "pin_lock_icelock")
 
 
+TABLES = ("cases", "scans", "revisions", "evaluations", "fabrications", "fittings", "deliveries", "followups",
+          "audit_events")
+
+
 def rows(data: Path, table: str) -> int:
     with sqlite3.connect(data / "socketcad.db") as db:
         return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -88,18 +92,57 @@ def test_revisions_and_the_audit_trail_cannot_be_changed(designed):
     (("rebuild", "99"), "no revision 99"),
     (("case", "new", "P-001", "--level", "transtibial", "--side", "right"), "case 'P-001' exists already"),
     (("case", "new", "P-003", "--level", "tibial", "--side", "right"), "level 'tibial' is not one of"),
+    (("evaluate", "NOPE", "--k-level", "K3"), "no case 'NOPE'"),
+    (("evaluate", "P-001", "--k-level", "K3", "--sensitive", "elbow"), "sensitive area 'elbow' is not a transtibial"),
+    (("evaluate", "P-001", "--k-level", "K7"), "k_level"),
+    (("fabricate", "P-001", "1", "--stage", "test", "--material", "wood", "--lab", "x"), "material 'wood' is not in"),
+    (("fit", "P-002", "1", "--comfort", "5"), "revision 1 is not a revision of case 'P-002'"),
+    (("fit", "P-001", "1", "--comfort", "11"), "comfort score 11 is outside 0-10"),
+    (("fit", "P-001", "1", "--comfort", "5", "--adjust", "relieve knee 2"), "relieve takes a transtibial landmark"),
+    (("fit", "P-001", "1", "--comfort", "5", "--adjust", "glue fibular_head 2"), "is not understood"),
+    (("deliver", "P-002", "2"), "revision 2 is not a revision of case 'P-002'"),
+    (("diff", "P-002", "1", "2"), "revision 1 is not a revision of case 'P-002'"),
+    (("followup", "P-002", LIMB), "reads as a right limb, and case 'P-002' is the left side"),
+    (("followup", "P-001", "{mirrored}"), "it reads as the other limb"),
+    (("case", "import", "{damaged}"), "the archive is damaged or not a zip file"),
+    (("case", "import", "{tampered}"), "does not match its hash: the archive is damaged"),
+    (("case", "import", "{foreign}"), "not a socketcad case archive"),
+    (("case", "import", "{existing}"), "case 'P-001' exists already in this store; nothing imported"),
 ])
-def test_bad_input_is_refused_and_changes_nothing(designed, args, message):
+def test_bad_input_is_refused_and_changes_nothing(designed, bad_files, args, message):
     data, run = designed
     if run("case", "show", "P-002").returncode != 0:
         assert run("case", "new", "P-002", "--level", "transtibial", "--side", "left").returncode == 0
-    before = {table: rows(data, table) for table in ("cases", "scans", "revisions", "audit_events")}
+    before = {table: rows(data, table) for table in TABLES}
     files = sorted(p.name for p in (data / "objects").glob("*/*"))
-    result = run(*args)
+    result = run(*[str(a).format(**bad_files) for a in args])
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert {table: rows(data, table) for table in before} == before
     assert sorted(p.name for p in (data / "objects").glob("*/*")) == files
+
+
+@pytest.fixture(scope="module")
+def bad_files(designed, tmp_path_factory):
+    """Files that must be refused: a follow-up scan of the mirror limb, and damaged or foreign archives."""
+    import zipfile
+
+    from test_clinic_story import shrunken_scan
+
+    data, run = designed
+    folder = tmp_path_factory.mktemp("bad")
+    shrunken_scan(folder / "mirrored.stl", mirrored=True)
+    assert run("case", "export", "P-001", "-o", folder / "existing.zip").returncode == 0
+    whole = (folder / "existing.zip").read_bytes()
+    (folder / "damaged.zip").write_bytes(whole[: len(whole) // 2])
+    with zipfile.ZipFile(folder / "existing.zip") as archive, zipfile.ZipFile(folder / "tampered.zip", "w") as copy:
+        for item in archive.infolist():
+            content = archive.read(item)
+            copy.writestr(item, content + b"x" if item.filename.startswith("files/") else content)
+    with zipfile.ZipFile(folder / "foreign.zip", "w") as archive:
+        archive.writestr("manifest.json", '{"format": "something-else"}')
+    return {name: folder / f"{name}.{'stl' if name == 'mirrored' else 'zip'}"
+            for name in ("mirrored", "damaged", "tampered", "foreign", "existing")}
 
 
 def test_a_revision_killed_while_saving_leaves_the_store_consistent(tmp_path):

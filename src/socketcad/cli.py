@@ -619,6 +619,20 @@ def case_show(
         parent = f" from {revision['parent']}" if revision["parent"] else ""
         say(f"  revision {revision['id']}{parent}: {revision['socket_type']} {revision['liner']} on scan "
             f"{revision['scan']}, socket {revision['socket_hash'][:12]} by {revision['by']} {revision['note']}")
+    for evaluation in record["evaluations"]:
+        say(f"  evaluation {evaluation['id']}: {evaluation['k_level']}, sensitive: "
+            f"{', '.join(evaluation['sensitive_areas']) or 'none'}")
+    for made in record["fabrications"]:
+        say(f"  fabrication {made['id']}: {made['stage']} socket of revision {made['revision']} in {made['material']} by {escape(made['lab'])}")
+    for fitting in record["fittings"]:
+        child = f" -> revision {fitting['child_revision']}" if fitting["child_revision"] else ""
+        say(f"  fitting {fitting['id']} of revision {fitting['revision']}: comfort {fitting['comfort']}/10{child}")
+    for delivery in record["deliveries"]:
+        say(f"  delivery {delivery['id']} of revision {delivery['revision']}: taught "
+            f"{', '.join(k for k, done in delivery['checklist'].items() if done) or 'nothing yet'}")
+    for followup in record["followups"]:
+        say(f"  follow-up {followup['id']}: scan {followup['scan']}, volume {followup['volume_change_pct']:+.2f} %, "
+            f"advice: {followup['advice']}")
     for event in record["audit"]:
         say(f"  {event['at']} {event['actor']}: {event['action']}")
 
@@ -696,6 +710,227 @@ def rebuild_revision(
         + ("identical" if same else "DIFFERENT (the code that builds it changed since)"))
     if not same:
         raise typer.Exit(1)
+
+
+def key_values(pairs: list[str], what: str) -> dict[str, str]:
+    """NAME=VALUE options as a mapping; InputError naming the malformed one."""
+    result = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"{what} {pair!r} is not NAME=VALUE")
+        result[name.strip()] = value.strip()
+    return result
+
+
+def numbers(pairs: dict[str, str], what: str, kind=float) -> dict:
+    try:
+        return {name: kind(value) for name, value in pairs.items()}
+    except ValueError:
+        raise InputError(f"{what}: every value must be a number, got {pairs}") from None
+
+
+@app.command("evaluate")
+def evaluate_case(
+    reference: str = typer.Argument(..., help="The case's reference."),
+    k_level: Optional[str] = typer.Option(None, "--k-level", help="Mobility: K0-K4."),
+    form: Optional[Path] = typer.Option(None, "--form", help="The evaluation as YAML/JSON (fields of EvaluationForm); the options below override it."),
+    mobility_grade: Optional[str] = typer.Option(None, "--mobility-grade", help="MG1-MG4 (Ottobock), beside the K-level."),
+    history: Optional[str] = typer.Option(None, "--history", help="Cause and date of amputation, comorbidities."),
+    limb_condition: Optional[str] = typer.Option(None, "--limb-condition", help="Shape, maturity, volume stability, oedema."),
+    skin: Optional[str] = typer.Option(None, "--skin", help="Skin integrity, scars, grafts."),
+    strength: list[str] = typer.Option([], "--strength", help="MUSCLE_GROUP=MRC grade 0-5 (repeat)."),
+    rom: list[str] = typer.Option([], "--rom", help="MOTION=degrees, e.g. knee_flexion=120 (repeat)."),
+    sensitive: list[str] = typer.Option([], "--sensitive", help="Pressure-sensitive landmark, e.g. fibular_head (repeat); templates relieve it."),
+    lifestyle: Optional[str] = typer.Option(None, "--lifestyle", help="Work, home, activities."),
+    goals: Optional[str] = typer.Option(None, "--goals", help="The patient's goals."),
+    data: Optional[Path] = DataOption,
+    url: Optional[str] = DatabaseOption,
+) -> None:
+    """Record an evaluation (step 1). The newest one's sensitive areas are relieved by the design templates."""
+    from socketcad.clinic.records import evaluate
+
+    fields = dict(io.read_data_file(form, "evaluation")) if form is not None else {}
+    given = {"k_level": k_level, "mobility_grade": mobility_grade, "history": history, "limb_condition": limb_condition,
+             "skin": skin, "lifestyle": lifestyle, "goals": goals}
+    fields.update({name: value for name, value in given.items() if value is not None})
+    if strength:
+        fields["strength_mrc"] = numbers(key_values(strength, "--strength"), "--strength", int)
+    if rom:
+        fields["range_of_motion_deg"] = numbers(key_values(rom, "--rom"), "--rom")
+    if sensitive:
+        fields["sensitive_areas"] = list(sensitive)
+    if "k_level" not in fields:
+        raise InputError("give the K-level (--k-level K0-K4, or k_level in --form)")
+    record = evaluate(open_store(data, url), reference, fields)
+    areas = ", ".join(record.form["sensitive_areas"]) or "none"
+    say(f"evaluation {record.id} of case {reference}: {record.k_level}; sensitive areas: {areas}")
+
+
+@app.command("fabricate")
+def fabricate_revision(
+    reference: str = typer.Argument(..., help="The case's reference."),
+    revision_id: int = typer.Argument(..., help="The revision made."),
+    stage: str = typer.Option(..., "--stage", help="test (check socket) or definitive."),
+    material: str = typer.Option(..., "--material", help="Wall material id from the catalogue (pla, petg, pp_copolymer, pa12, carbon_laminate)."),
+    lab: str = typer.Option(..., "--lab", help="The lab that made it."),
+    note: str = typer.Option("", "--note", help="Anything the next person should know."),
+    data: Optional[Path] = DataOption,
+    url: Optional[str] = DatabaseOption,
+) -> None:
+    """Record a socket made from a revision (steps 4 and 6)."""
+    from socketcad.clinic.records import fabricate
+
+    record = fabricate(open_store(data, url), reference, revision_id, stage, material, lab, note)
+    say(f"fabrication {record.id} of case {reference}: {record.stage} socket of revision {revision_id} in "
+        f"{record.material} by {record.lab}")
+
+
+@app.command("fit")
+def fit_revision(
+    reference: str = typer.Argument(..., help="The case's reference."),
+    revision_id: int = typer.Argument(..., help="The revision whose socket was fitted."),
+    comfort: int = typer.Option(..., "--comfort", help="Socket comfort score 0-10 (10 most comfortable)."),
+    feedback: list[str] = typer.Option([], "--feedback", help="AREA=what was noted, AREA a landmark, brim or general (repeat)."),
+    gait: str = typer.Option("", "--gait", help="Observed gait."),
+    adjust: list[str] = typer.Option([], "--adjust", help="'relieve LANDMARK MM', 'push LANDMARK MM' or 'reduce proximal|distal|all PCT' (repeat); they make the child revision."),
+    data: Optional[Path] = DataOption,
+    url: Optional[str] = DatabaseOption,
+) -> None:
+    """Record a fitting (step 5); its adjustments become the plan of a child revision, built and saved with it."""
+    from socketcad.clinic.fitting import fit
+
+    with steps("fitting") as step:
+        step("building the adjusted socket" if adjust else "recording")
+        record, child = fit(open_store(data, url), reference, revision_id, comfort, key_values(feedback, "--feedback"),
+                            gait, adjust)
+    say(f"fitting {record.id} of revision {revision_id}: comfort {record.comfort}/10")
+    if child is not None:
+        say(f"revision {child.id} (child of {revision_id}): {child.note}; socket {child.socket_hash}")
+
+
+@app.command("deliver")
+def deliver_revision(
+    reference: str = typer.Argument(..., help="The case's reference."),
+    revision_id: int = typer.Argument(..., help="The revision whose socket is delivered."),
+    taught: list[str] = typer.Option([], "--taught", help="Education checklist item gone through: don_doff, socks_liners, skin_inspection, care (repeat)."),
+    note: str = typer.Option("", "--note", help="Anything the next person should know."),
+    data: Optional[Path] = DataOption,
+    url: Optional[str] = DatabaseOption,
+) -> None:
+    """Record the delivery of a socket and the education given (step 7)."""
+    from socketcad.clinic.records import deliver
+
+    record, warnings = deliver(open_store(data, url), reference, revision_id, list(taught), note)
+    say(f"delivery {record.id} of revision {revision_id}: taught {sum(record.checklist.values())} of "
+        f"{len(record.checklist)} checklist items")
+    for warning in warnings:
+        say(f"  warning: {warning}")
+
+
+@app.command("followup")
+def follow_up_case(
+    reference: str = typer.Argument(..., help="The case's reference."),
+    file: Path = typer.Argument(..., help="The follow-up scan: STL, OBJ, PLY, OFF, 3MF or AOP."),
+    socks_ply: int = typer.Option(0, "--socks-ply", help="Sock ply worn now."),
+    baseline: Optional[int] = typer.Option(None, "--baseline", help="Scan id to compare with [the delivered revision's scan]."),
+    units: Optional[str] = UnitsOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
+    data: Optional[Path] = DataOption,
+    url: Optional[str] = DatabaseOption,
+) -> None:
+    """Compare a follow-up scan with the baseline: volume, regional and circumference changes, sock advice."""
+    from socketcad.clinic.records import follow_up
+
+    with steps("follow-up") as step:
+        step("registering the scans and comparing")
+        record = follow_up(open_store(data, url), reference, file, socks_ply, baseline, units)
+    result = record.result
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    say(f"follow-up {record.id} of case {reference}: scan {record.scan_id} against scan {record.baseline_scan_id}")
+    say(f"  volume below {result['compared_below_mm']:.0f} mm: {result['baseline_volume_cm3']:.1f} -> "
+        f"{result['later_volume_cm3']:.1f} cm3 ({result['volume_change_pct']:+.2f} %), mean radial change "
+        f"{result['mean_radial_change_mm']:+.2f} mm")
+    table = Table(title="Deviation by region (mm, + larger)")
+    for column in ("region", "mean", "most lost", "most gained"):
+        table.add_column(column)
+    for row in result["regions"]:
+        table.add_row(row["region"], f"{row['mean_mm']:+.2f}", f"{row['most_lost_mm']:+.2f}", f"{row['most_gained_mm']:+.2f}")
+    out.print(table)
+    tape = Table(title="Circumferences (mm above the distal end)")
+    for column in ("level mm", "baseline mm", "follow-up mm", "change %"):
+        tape.add_column(column)
+    for row in result["circumferences"]:
+        tape.add_row(f"{row['level_mm']:.0f}", f"{row['baseline_mm']:.1f}", f"{row['later_mm']:.1f}", f"{row['change_pct']:+.2f}")
+    out.print(tape)
+    say(f"advice: {result['advice']}: " + "; ".join(result["reasons"]))
+    for note in result["notes"] + [result["estimate"]]:
+        say(f"  {note}")
+
+
+@app.command("diff")
+def diff_revisions_command(
+    reference: str = typer.Argument(..., help="The case's reference."),
+    first: int = typer.Argument(..., help="Revision A."),
+    second: int = typer.Argument(..., help="Revision B."),
+    map_file: Optional[Path] = typer.Option(None, "--map", help="Write the deviation map here: A's rectified model coloured by B's deviation (PLY; red tighter, blue more room, full colour at 3 mm)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the differences as JSON."),
+    data: Optional[Path] = DataOption,
+    url: Optional[str] = DatabaseOption,
+) -> None:
+    """What changed from revision A to B: plan, spec and a deviation map of the rectified model."""
+    import trimesh
+
+    from socketcad.clinic.diff import deviation_colours, diff_revisions
+
+    if map_file is not None:
+        check_output(map_file, ("ply",))
+    with steps("comparing revisions") as step:
+        step("rectifying both")
+        summary, deviation, surface = diff_revisions(open_store(data, url), reference, first, second)
+    if map_file is not None:
+        coloured = trimesh.Trimesh(surface.vertices, surface.faces, vertex_colors=deviation_colours(deviation), process=False)
+        io.write_atomic(map_file, lambda tmp: coloured.export(tmp, file_type="ply"))
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    say(f"revision {first} -> {second} of case {reference}")
+    for line in summary["plan"] + summary["spec"] + ([summary["scan"]] if summary["scan"] else []):
+        say(f"  {line}")
+    extent = summary["deviation_mm"]
+    say(f"  rectified model: {extent['most_inward']:+.2f} to {extent['most_outward']:+.2f} mm (mean {extent['mean']:+.2f} mm)")
+    for row in summary["regions"]:
+        say(f"    {row['region']}: mean {row['mean_mm']:+.2f}, {row['most_lost_mm']:+.2f} to {row['most_gained_mm']:+.2f} mm")
+
+
+@case_app.command("export")
+def case_export(
+    reference: str = typer.Argument(..., help="The case's reference."),
+    output: Path = typer.Option(..., "--output", "-o", help="The archive to write (.zip)."),
+    data: Optional[Path] = DataOption,
+    url: Optional[str] = DatabaseOption,
+) -> None:
+    """Write the whole case (records and files) as one archive, for a fabrication lab or another clinic."""
+    from socketcad.clinic.archive import export_case
+
+    check_output(output, ("zip",))
+    manifest = export_case(open_store(data, url), reference, output)
+    say(f"case {reference}: {len(manifest['revisions'])} revisions, {len(manifest['files'])} files -> {output}")
+
+
+@case_app.command("import")
+def case_import(
+    archive: Path = typer.Argument(..., help="A case archive from 'socketcad case export'."),
+    data: Optional[Path] = DataOption,
+    url: Optional[str] = DatabaseOption,
+) -> None:
+    """Add a case from an archive (checked whole first: a damaged archive changes nothing)."""
+    from socketcad.clinic.archive import import_case
+
+    case = import_case(open_store(data, url), archive)
+    say(f"case {case.reference}: imported from {archive}")
 
 
 @app.command()

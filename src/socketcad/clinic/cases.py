@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +24,7 @@ from socketcad.clinic.models import AuditEvent, Case, Revision, Scan
 from socketcad.clinic.store import Store
 from socketcad.design.plan import RectificationPlan, plan_from_dict
 from socketcad.design.socket import SocketSpec, build_socket, spec_from_dict
-from socketcad.design.templates import template_plan
+from socketcad.design.templates import TemplateInputs, template_plan
 from socketcad.errors import InputError
 from socketcad.geometry import io
 
@@ -54,7 +55,7 @@ def new_case(store: Store, reference: str, level: str, side: str) -> Case:
             case = Case(reference=reference, level=level, side=side)
             db.add(case)
             db.flush()
-            _audit(db, "case.new", case.id, {"reference": reference, "level": level, "side": side})
+            audit(db, "case.new", case.id, {"reference": reference, "level": level, "side": side})
     except IntegrityError:
         raise InputError(f"case {reference!r} exists already: use it, or give another reference") from None
     return case
@@ -85,13 +86,13 @@ def add_scan(store: Store, reference: str, path: Path, method: str = "scan", uni
         raise InputError(f"{path}: cannot read the scan ({exc.strerror})") from None
     with store.transaction() as db:
         case = find_case(db, reference)
-        limb = _read_limb(data, path.name, units, case)
+        limb = read_limb(data, path.name, units, case)
         digest = store.files.put(data)
         # the units as read (given or detected) are kept, so a rebuild reads the file the same way
         scan = Scan(case_id=case.id, file_hash=digest, filename=path.name, method=method, units=limb.units.unit)
         db.add(scan)
         db.flush()
-        _audit(db, "scan.add", case.id, {"scan": scan.id, "file_hash": digest, "method": method,
+        audit(db, "scan.add", case.id, {"scan": scan.id, "file_hash": digest, "method": method,
                                          "filename": path.name, "units": limb.units.how})
     return scan
 
@@ -103,23 +104,27 @@ class Built:
 
 
 def design(store: Store, reference: str, plan: RectificationPlan | dict | str, spec: SocketSpec | dict,
-           scan_id: int | None = None, parent_id: int | None = None, note: str = "") -> Revision:
+           scan_id: int | None = None, parent_id: int | None = None, note: str = "",
+           also: Callable[[Session, Revision], None] | None = None) -> Revision:
     """Build and save a design revision of the case: its scan (default: the newest), plan (or a template's
     name: its plan for this limb is what is saved) and spec. The socket is stored first, then the
-    revision's record: a crash between leaves no record."""
+    revision's record: a crash between leaves no record. ``also(db, revision)`` adds records that must be
+    saved with the revision, in its transaction (a fitting that asked for it)."""
     spec = spec if isinstance(spec, SocketSpec) else spec_from_dict(spec)
     with store.transaction() as db:
         case = find_case(db, reference)
         if parent_id is not None:
-            _revision_of(db, case, parent_id)
-        scan = _scan_of(db, case, scan_id)
+            revision_of(db, case, parent_id)
+        scan = scan_of(db, case, scan_id)
         scan_bytes = store.files.get(scan.file_hash)
         scan_facts = (scan.filename, scan.units)
         level, side = case.level, case.side
-    if isinstance(plan, str):
-        plan = template_plan(plan, locate_landmarks(_read_limb(scan_bytes, *scan_facts, level=level, side=side)))
+        sensitive = tuple(case.evaluations[-1].form["sensitive_areas"]) if case.evaluations else ()
+    if isinstance(plan, str):  # the template relieves the sensitive areas of the newest evaluation
+        limb = locate_landmarks(read_limb(scan_bytes, *scan_facts, level=level, side=side))
+        plan = template_plan(plan, limb, TemplateInputs(sensitive_areas=sensitive))
     plan = plan if isinstance(plan, RectificationPlan) else plan_from_dict(plan)
-    built = _build(scan_bytes, *scan_facts, level, side, plan, spec)
+    built = build(scan_bytes, *scan_facts, level, side, plan, spec)
     socket_hash = store.files.put(built.socket_stl)
     sheet_hash = store.files.put(json.dumps(built.sheet, indent=2, sort_keys=True).encode())
     pause = float(os.environ.get(PAUSE_BEFORE_COMMIT, "0") or 0)
@@ -132,8 +137,10 @@ def design(store: Store, reference: str, plan: RectificationPlan | dict | str, s
                             note=note, created_by=actor())
         db.add(revision)
         db.flush()
-        _audit(db, "revision.save", case.id, {"revision": revision.id, "parent": parent_id, "scan": scan.id,
-                                              "socket_hash": socket_hash})
+        audit(db, "revision.save", case.id, {"revision": revision.id, "parent": parent_id, "scan": scan.id,
+                                             "socket_hash": socket_hash})
+        if also is not None:
+            also(db, revision)
     return revision
 
 
@@ -145,26 +152,38 @@ def rebuild(store: Store, revision_id: int) -> tuple[Revision, bytes]:
             raise InputError(f"no revision {revision_id}: see 'socketcad case show REFERENCE'")
         scan, case = revision.scan, revision.case
         facts = (store.files.get(scan.file_hash), scan.filename, scan.units, case.level, case.side)
-    built = _build(*facts, plan_from_dict(revision.plan, f"revision {revision_id} plan"),
+    built = build(*facts, plan_from_dict(revision.plan, f"revision {revision_id} plan"),
                    spec_from_dict(revision.spec, f"revision {revision_id} spec"))
     return revision, built.socket_stl
 
 
 def history(store: Store, reference: str) -> dict:
-    """The case's scans, revisions (with parents) and audit trail, as plain data."""
+    """The case's scans, revisions (with parents), clinical records and audit trail, as plain data."""
     with store.transaction() as db:
         case = find_case(db, reference)
         events = db.scalars(select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.id))
         return {
             "reference": case.reference, "level": case.level, "side": case.side,
-            "created_at": _utc(case.created_at),
+            "created_at": utc(case.created_at),
             "scans": [{"id": s.id, "file_hash": s.file_hash, "filename": s.filename, "method": s.method,
-                       "units": s.units, "created_at": _utc(s.created_at)} for s in case.scans],
+                       "units": s.units, "created_at": utc(s.created_at)} for s in case.scans],
             "revisions": [{"id": r.id, "parent": r.parent_id, "scan": r.scan_id, "template": r.plan.get("name"),
                            "socket_type": r.spec["socket_type"], "liner": r.spec["liner"], "socket_hash": r.socket_hash,
-                           "note": r.note, "by": r.created_by, "created_at": _utc(r.created_at)}
+                           "note": r.note, "by": r.created_by, "created_at": utc(r.created_at)}
                           for r in case.revisions],
-            "audit": [{"at": _utc(e.at), "actor": e.actor, "action": e.action, "detail": e.detail} for e in events],
+            "evaluations": [{"id": e.id, "k_level": e.k_level, "sensitive_areas": e.form["sensitive_areas"],
+                             "by": e.created_by, "created_at": utc(e.created_at)} for e in case.evaluations],
+            "fabrications": [{"id": f.id, "revision": f.revision_id, "stage": f.stage, "material": f.material,
+                              "lab": f.lab, "by": f.created_by, "created_at": utc(f.created_at)} for f in case.fabrications],
+            "fittings": [{"id": f.id, "revision": f.revision_id, "comfort": f.comfort, "feedback": f.feedback,
+                          "gait": f.gait, "adjustments": f.adjustments, "child_revision": f.child_revision_id,
+                          "by": f.created_by, "created_at": utc(f.created_at)} for f in case.fittings],
+            "deliveries": [{"id": d.id, "revision": d.revision_id, "checklist": d.checklist, "by": d.created_by,
+                            "created_at": utc(d.created_at)} for d in case.deliveries],
+            "followups": [{"id": f.id, "scan": f.scan_id, "baseline_scan": f.baseline_scan_id, "socks_ply": f.socks_ply,
+                           "volume_change_pct": f.volume_change_pct, "advice": f.advice, "by": f.created_by,
+                           "created_at": utc(f.created_at)} for f in case.followups],
+            "audit": [{"at": utc(e.at), "actor": e.actor, "action": e.action, "detail": e.detail} for e in events],
         }
 
 
@@ -187,16 +206,16 @@ def check_store(store: Store) -> list[str]:
     return problems
 
 
-def _utc(moment: datetime) -> str:
+def utc(moment: datetime) -> str:
     """ISO time in UTC (SQLite hands back naive times; they were stored as UTC)."""
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
 
 
-def _audit(db: Session, action: str, case_id: int | None, detail: dict) -> None:
+def audit(db: Session, action: str, case_id: int | None, detail: dict) -> None:
     db.add(AuditEvent(actor=actor(), action=action, case_id=case_id, detail=detail))
 
 
-def _scan_of(db: Session, case: Case, scan_id: int | None) -> Scan:
+def scan_of(db: Session, case: Case, scan_id: int | None) -> Scan:
     if scan_id is None:
         if not case.scans:
             raise InputError(f"case {case.reference!r} has no scan yet: 'socketcad scan add {case.reference} FILE'")
@@ -207,14 +226,14 @@ def _scan_of(db: Session, case: Case, scan_id: int | None) -> Scan:
     return scan
 
 
-def _revision_of(db: Session, case: Case, revision_id: int) -> Revision:
+def revision_of(db: Session, case: Case, revision_id: int) -> Revision:
     revision = db.get(Revision, revision_id)
     if revision is None or revision.case_id != case.id:
         raise InputError(f"revision {revision_id} is not a revision of case {case.reference!r}")
     return revision
 
 
-def _read_limb(data: bytes, filename: str, units: str | None, case: Case | None = None,
+def read_limb(data: bytes, filename: str, units: str | None, case: Case | None = None,
                level: str | None = None, side: str | None = None) -> Limb:
     """The limb in a scan file's bytes (its name's suffix gives the format). Checked against a ``case``: its
     level, and its side where the shape tells one (a fibula, a file's own side)."""
@@ -230,13 +249,13 @@ def _read_limb(data: bytes, filename: str, units: str | None, case: Case | None 
     return limb
 
 
-def _build(scan_bytes: bytes, filename: str, units: str | None, level: str, side: str,
+def build(scan_bytes: bytes, filename: str, units: str | None, level: str, side: str,
            plan: RectificationPlan, spec: SocketSpec) -> Built:
     """Scan -> limb -> rectified model -> socket: a pure function of the records."""
     from socketcad.design.fabrication import fabrication_sheet
     from socketcad.design.rectify import rectify
 
-    limb = locate_landmarks(_read_limb(scan_bytes, filename, units, level=level, side=side))
+    limb = locate_landmarks(read_limb(scan_bytes, filename, units, level=level, side=side))
     socket = build_socket(rectify(limb, plan).rectified_limb(), spec)
     return Built(_stl_bytes(socket.solid), fabrication_sheet(socket))
 

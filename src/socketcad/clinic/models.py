@@ -1,16 +1,18 @@
 """Database records of a case (SQLAlchemy 2). Lengths mm; times UTC.
 
-A case is one patient's limb: its scans, and the design revisions made from them. A revision is
+A case is one patient's limb: its evaluations, scans, the design revisions made from them, and what
+happened to each socket (fabrication, fittings, delivery) and to the limb (follow-ups). A revision is
 immutable once saved (scan, plan, spec, parent): a change makes a child revision, so the revisions of a
-case form a tree. The audit trail is append-only. Files (scans, sockets) live in the file store under
-their SHA-256; the records hold the hashes.
+case form a tree. Clinical records are facts at a time: they are never changed, a correction is a new
+record (the database refuses updates). The audit trail is append-only. Files (scans, sockets) live in
+the file store under their SHA-256; the records hold the hashes.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, event
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -33,6 +35,11 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     scans: Mapped[list[Scan]] = relationship(back_populates="case", order_by="Scan.id")
     revisions: Mapped[list[Revision]] = relationship(back_populates="case", order_by="Revision.id")
+    evaluations: Mapped[list[Evaluation]] = relationship(order_by="Evaluation.id")
+    fabrications: Mapped[list[Fabrication]] = relationship(order_by="Fabrication.id")
+    fittings: Mapped[list[Fitting]] = relationship(order_by="Fitting.id")
+    deliveries: Mapped[list[Delivery]] = relationship(order_by="Delivery.id")
+    followups: Mapped[list[FollowUp]] = relationship(order_by="FollowUp.id")
 
 
 class Scan(Base):
@@ -69,6 +76,68 @@ class Revision(Base):
     scan: Mapped[Scan] = relationship()
 
 
+class _Record:
+    """Columns every clinical record has: its case, who recorded it and when."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Evaluation(_Record, Base):
+    """Step 1: the assessment (socketcad.clinic.records.EvaluationForm's fields, as JSON) and its K-level."""
+
+    __tablename__ = "evaluations"
+    k_level: Mapped[str] = mapped_column(String(2))  # K0-K4
+    form: Mapped[dict] = mapped_column(JSON)
+
+
+class Fabrication(_Record, Base):
+    """A socket made from a revision: test (check socket) or definitive, material, lab."""
+
+    __tablename__ = "fabrications"
+    revision_id: Mapped[int] = mapped_column(ForeignKey("revisions.id"))
+    stage: Mapped[str] = mapped_column(String(16))  # test, definitive
+    material: Mapped[str] = mapped_column(String(64))
+    lab: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str] = mapped_column(String(1000), default="")
+
+
+class Fitting(_Record, Base):
+    """Step 5: a fitting session of a revision's socket: comfort (socket comfort score 0-10), feedback by
+    region, gait notes, and the adjustments asked for, which made ``child_revision_id`` (None: none asked)."""
+
+    __tablename__ = "fittings"
+    revision_id: Mapped[int] = mapped_column(ForeignKey("revisions.id"))
+    comfort: Mapped[int] = mapped_column(Integer)
+    feedback: Mapped[dict] = mapped_column(JSON)  # region -> what the patient/prosthetist noted
+    gait: Mapped[str] = mapped_column(String(2000), default="")
+    adjustments: Mapped[list] = mapped_column(JSON)  # socketcad.clinic.fitting.Adjustment as dicts
+    child_revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"), nullable=True)
+
+
+class Delivery(_Record, Base):
+    """Step 7: the socket handed over, and the education checklist gone through (item -> done)."""
+
+    __tablename__ = "deliveries"
+    revision_id: Mapped[int] = mapped_column(ForeignKey("revisions.id"))
+    checklist: Mapped[dict] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(String(1000), default="")
+
+
+class FollowUp(_Record, Base):
+    """A later scan compared with the baseline scan: volume, regional and circumference changes, advice."""
+
+    __tablename__ = "followups"
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id"))
+    baseline_scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id"))
+    socks_ply: Mapped[int] = mapped_column(Integer)  # worn at the visit
+    volume_change_pct: Mapped[float] = mapped_column(Float)
+    advice: Mapped[str] = mapped_column(String(32))  # none, add socks, remove socks, new socket
+    result: Mapped[dict] = mapped_column(JSON)  # the full comparison (socketcad.clinic.followup)
+
+
 class AuditEvent(Base):
     """Who did what, when: one row per change, never updated or deleted (the database refuses too)."""
 
@@ -82,6 +151,11 @@ class AuditEvent(Base):
 
 
 @event.listens_for(Revision, "before_update")
+@event.listens_for(Evaluation, "before_update")
+@event.listens_for(Fabrication, "before_update")
+@event.listens_for(Fitting, "before_update")
+@event.listens_for(Delivery, "before_update")
+@event.listens_for(FollowUp, "before_update")
 @event.listens_for(AuditEvent, "before_update")
 def _immutable(mapper, connection, target) -> None:
     raise ValueError(f"{type(target).__name__} {target.id} is immutable once saved")
