@@ -30,8 +30,10 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.system | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/socketcad demo --out $(OUT)
 
+# Two workers, one test file each at a time (module fixtures are built once): the suite is half
+# single-threaded work (CLI processes, meshing), so two processes on two cores finish sooner.
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_capture.py

@@ -1,4 +1,5 @@
-"""Shared fixtures for the command-line tests: run ``socketcad`` in this process."""
+"""Shared fixtures for the command-line tests: run ``socketcad`` in this process; the slowest test files
+first, so that under ``make test`` (two pytest-xdist workers, a file per worker) they do not start last."""
 
 from __future__ import annotations
 
@@ -8,6 +9,14 @@ from dataclasses import dataclass
 import pytest
 
 from socketcad import cli as socketcad_cli
+
+
+SLOWEST_FIRST = ("test_interface_limb.py", "test_clinic_story.py", "test_clinic.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: place for place, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 @dataclass

@@ -109,14 +109,13 @@ def test_revisions_and_the_audit_trail_cannot_be_changed(designed):
     (("case", "import", "{foreign}"), "not a socketcad case archive"),
     (("case", "import", "{existing}"), "case 'P-001' exists already in this store; nothing imported"),
 ])
-def test_bad_input_is_refused_and_changes_nothing(designed, bad_files, args, message):
-    data, run = designed
-    if run("case", "show", "P-002").returncode != 0:
-        assert run("case", "new", "P-002", "--level", "transtibial", "--side", "left").returncode == 0
+def test_bad_input_is_refused_and_changes_nothing(designed, bad_files, cli, monkeypatch, args, message):
+    data, _ = designed
+    monkeypatch.setenv("SOCKETCAD_DATA", str(data))
     before = {table: rows(data, table) for table in TABLES}
     files = sorted(p.name for p in (data / "objects").glob("*/*"))
-    result = run(*[str(a).format(**bad_files) for a in args])
-    assert result.returncode == 2 and message in result.stderr, result.stderr
+    result = cli(*[str(a).format(**bad_files) for a in args])
+    assert result.code == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert {table: rows(data, table) for table in before} == before
     assert sorted(p.name for p in (data / "objects").glob("*/*")) == files
@@ -124,12 +123,14 @@ def test_bad_input_is_refused_and_changes_nothing(designed, bad_files, args, mes
 
 @pytest.fixture(scope="module")
 def bad_files(designed, tmp_path_factory):
-    """Files that must be refused: a follow-up scan of the mirror limb, and damaged or foreign archives."""
+    """A second case, P-002 (left), and files that must be refused: a follow-up scan of the mirror limb,
+    damaged or foreign archives."""
     import zipfile
 
     from test_clinic_story import shrunken_scan
 
     data, run = designed
+    assert run("case", "new", "P-002", "--level", "transtibial", "--side", "left").returncode == 0
     folder = tmp_path_factory.mktemp("bad")
     shrunken_scan(folder / "mirrored.stl", mirrored=True)
     assert run("case", "export", "P-001", "-o", folder / "existing.zip").returncode == 0

@@ -74,7 +74,7 @@ def test_seven_steps_of_one_patient(clinic, tmp_path):
     run, data, url = clinic
     # 1. evaluation
     run("case", "new", "S-1", "--level", "transtibial", "--side", "right")
-    run("evaluate", "S-1", "--k-level", "K3", "--sensitive", "fibular_head", "--strength", "knee_extension=5",
+    run("evaluate", "S-1", "--k-level", "K2", "--sensitive", "fibular_head", "--strength", "knee_extension=5",
         "--rom", "knee_flexion=120", "--skin", "intact, incision healed", "--goals", "walk to work")
     # 2. shape capture, 3. rectification by template, 4. test socket
     run("scan", "add", "S-1", LIMB)
@@ -114,7 +114,8 @@ def test_seven_steps_of_one_patient(clinic, tmp_path):
     assert [f["child_revision"] for f in record["fittings"]] == [2, None]
     assert [f["stage"] for f in record["fabrications"]] == ["test", "definitive"]
     assert record["deliveries"][0]["checklist"] == dict.fromkeys(("don_doff", "socks_liners", "skin_inspection", "care"), True)
-    assert record["followups"][0]["advice"] == "add socks" and record["evaluations"][0]["k_level"] == "K3"
+    assert record["followups"][0]["advice"] == "add socks" and record["evaluations"][0]["k_level"] == "K2"
+    assert [r["k_level"] for r in record["revisions"]] == [2, 2]  # the evaluated grade sets the wall
     assert [e["action"] for e in record["audit"]] == [
         "case.new", "evaluation.add", "scan.add", "revision.save", "fabrication.add", "revision.save", "fitting.add",
         "fitting.add", "fabrication.add", "delivery.add", "scan.add", "followup.add"]

@@ -93,7 +93,7 @@ def add_scan(store: Store, reference: str, path: Path, method: str = "scan", uni
         db.add(scan)
         db.flush()
         audit(db, "scan.add", case.id, {"scan": scan.id, "file_hash": digest, "method": method,
-                                         "filename": path.name, "units": limb.units.how})
+                                        "filename": path.name, "units": limb.units.how})
     return scan
 
 
@@ -107,12 +107,15 @@ def design(store: Store, reference: str, plan: RectificationPlan | dict | str, s
            scan_id: int | None = None, parent_id: int | None = None, note: str = "",
            also: Callable[[Session, Revision], None] | None = None) -> Revision:
     """Build and save a design revision of the case: its scan (default: the newest), plan (or a template's
-    name: its plan for this limb is what is saved) and spec. The socket is stored first, then the
+    name: its plan for this limb is what is saved) and spec (its K-level, when not given, the newest
+    evaluation's). The socket is stored first, then the
     revision's record: a crash between leaves no record. ``also(db, revision)`` adds records that must be
     saved with the revision, in its transaction (a fitting that asked for it)."""
-    spec = spec if isinstance(spec, SocketSpec) else spec_from_dict(spec)
     with store.transaction() as db:
         case = find_case(db, reference)
+        if isinstance(spec, dict) and "k_level" not in spec and case.evaluations:  # the evaluated mobility grade
+            spec = {**spec, "k_level": int(case.evaluations[-1].k_level[1])}
+        spec = spec if isinstance(spec, SocketSpec) else spec_from_dict(spec)
         if parent_id is not None:
             revision_of(db, case, parent_id)
         scan = scan_of(db, case, scan_id)
@@ -168,7 +171,7 @@ def history(store: Store, reference: str) -> dict:
             "scans": [{"id": s.id, "file_hash": s.file_hash, "filename": s.filename, "method": s.method,
                        "units": s.units, "created_at": utc(s.created_at)} for s in case.scans],
             "revisions": [{"id": r.id, "parent": r.parent_id, "scan": r.scan_id, "template": r.plan.get("name"),
-                           "socket_type": r.spec["socket_type"], "liner": r.spec["liner"], "socket_hash": r.socket_hash,
+                           "socket_type": r.spec["socket_type"], "liner": r.spec["liner"], "k_level": r.spec["k_level"], "socket_hash": r.socket_hash,
                            "note": r.note, "by": r.created_by, "created_at": utc(r.created_at)}
                           for r in case.revisions],
             "evaluations": [{"id": e.id, "k_level": e.k_level, "sensitive_areas": e.form["sensitive_areas"],

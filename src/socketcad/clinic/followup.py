@@ -34,6 +34,7 @@ TOP_CLEARANCE_MM = 5.0  # stay this far below the lower of the two scans' tops
 START_ANGLES_DEG = (-30.0, -15.0, 0.0, 15.0, 30.0)
 START_SHIFTS_MM = (-10.0, 0.0, 10.0)
 SAMPLES = 20000  # baseline band points for the coarse ICP (seeded: repeatable)
+COARSE_STRIDE = 3
 MIRROR_RATIO = 0.5  # the mirror image fitting twice as well as the scan itself: the other limb
 POOR_FIT_MM = 3.0
 TAPE_STEP_MM = 30.0
@@ -54,9 +55,11 @@ def register(baseline: Limb, later: Limb) -> tuple[np.ndarray, float, float]:
     target_mask = (baseline.skin.vertices[:, 2] > lower) & (baseline.skin.vertices[:, 2] < upper)
     band = baseline.skin.submesh([np.flatnonzero(target_mask[baseline.skin.faces].all(axis=1))], append=True)
     target, _ = trimesh.sample.sample_surface(band, SAMPLES, seed=0)
+    # the starts run on every few vertices (a fit's RMS hardly changes; 3 times faster), the refine on all
+    coarse = later.skin.vertices[::COARSE_STRIDE]
     best = {}
     for mirrored in (False, True):
-        points = later.skin.vertices * ([-1.0, 1.0, 1.0] if mirrored else 1.0)
+        points = coarse * ([-1.0, 1.0, 1.0] if mirrored else 1.0)
         best[mirrored] = min((_icp_from(points, target, lower, upper, angle, shift)
                               for angle in START_ANGLES_DEG for shift in START_SHIFTS_MM), key=lambda fit: fit[1])
     matrix, rms = best[False]
