@@ -111,3 +111,30 @@ def test_a_scan_compared_with_itself_changed_nothing():
     assert abs(result["volume_change_pct"]) < 0.05 and result["registration_rms_mm"] < 0.01
     assert result["advice"] == "none" and all(abs(row["mean_mm"]) < 0.05 for row in result["regions"])
     assert all(abs(row["change_pct"]) < 0.05 for row in result["circumferences"])
+
+
+def test_a_transfemoral_follow_up_registers_on_the_pelvic_level_and_measures_the_loss(tmp_path):
+    """The transfemoral mean limb, 6 % circumference loss at the distal end tapering to none 60 mm below the
+    ischial tuberosity, moved and tilted, skin only: the loss below the ischial level is measured as built."""
+    import numpy as np
+    import trimesh
+
+    from socketcad.anatomy.landmarks import locate_landmarks
+    from socketcad.anatomy.limb import CaptureOptions, load_limb
+    from socketcad.clinic.followup import _volume_below, compare
+
+    baseline = locate_landmarks(load_limb("sample:openlimb-tf-mean"))
+    skin = baseline.skin.copy()
+    ischial = baseline.named_level("ischial_tuberosity")
+    taper = np.clip((ischial - 60.0 - skin.vertices[:, 2]) / (ischial - 60.0), 0.0, 1.0)
+    skin.vertices = skin.vertices * np.column_stack([1 - 0.06 * taper, 1 - 0.06 * taper, np.ones(len(taper))])
+    built = 100.0 * (_volume_below(skin, ischial) / _volume_below(baseline.skin, ischial) - 1.0)
+    motion = trimesh.transformations.rotation_matrix(np.radians(3.0), [1.0, 0.2, 0.1])
+    motion[:3, 3] = [2.0, 5.0, -6.0]
+    skin.apply_transform(motion)
+    skin.export(tmp_path / "later.stl")
+    later = load_limb(tmp_path / "later.stl", CaptureOptions(level="transfemoral", side=baseline.side))
+    result = compare(baseline, later, 0)
+    print(f"transfemoral follow-up: built {built:.2f} %, measured {result['volume_change_pct']} %")
+    assert abs(result["volume_change_pct"] - built) < 0.1 and result["registration_rms_mm"] < 0.1
+    assert result["compared_below_mm"] == round(ischial, 1) and result["advice"] == "add socks"

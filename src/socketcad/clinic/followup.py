@@ -54,7 +54,8 @@ def register(baseline: Limb, later: Limb) -> tuple[np.ndarray, float, float]:
     reads as the other limb."""
     lower, upper = _band(baseline)
     target_mask = (baseline.skin.vertices[:, 2] > lower) & (baseline.skin.vertices[:, 2] < upper)
-    band = baseline.skin.submesh([np.flatnonzero(target_mask[baseline.skin.faces].all(axis=1))], append=True)
+    # the faces touching the band, so that every point in it has its own faces to fit to
+    band = baseline.skin.submesh([np.flatnonzero(target_mask[baseline.skin.faces].any(axis=1))], append=True)
     target, _ = trimesh.sample.sample_surface(band, SAMPLES, seed=0)
     # the starts run on every few vertices (a fit's RMS hardly changes; 3 times faster), the refine on all
     coarse = later.skin.vertices[::COARSE_STRIDE]
