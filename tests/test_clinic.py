@@ -100,6 +100,7 @@ def test_revisions_and_the_audit_trail_cannot_be_changed(designed):
     (("fit", "P-001", "1", "--comfort", "11"), "comfort score 11 is outside 0-10"),
     (("fit", "P-001", "1", "--comfort", "5", "--adjust", "relieve knee 2"), "relieve takes a transtibial landmark"),
     (("fit", "P-001", "1", "--comfort", "5", "--adjust", "glue fibular_head 2"), "is not understood"),
+    (("fit", "P-001", "1", "--comfort", "5", "--gait", "x" * 2001), "the gait notes: 2001 characters; keep it within 2000"),
     (("deliver", "P-002", "2"), "revision 2 is not a revision of case 'P-002'"),
     (("diff", "P-002", "1", "2"), "revision 1 is not a revision of case 'P-002'"),
     (("followup", "P-002", LIMB), "reads as a right limb, and case 'P-002' is the left side"),

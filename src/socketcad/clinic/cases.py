@@ -111,6 +111,7 @@ def design(store: Store, reference: str, plan: RectificationPlan | dict | str, s
     evaluation's). The socket is stored first, then the
     revision's record: a crash between leaves no record. ``also(db, revision)`` adds records that must be
     saved with the revision, in its transaction (a fitting that asked for it)."""
+    check_length(note, 1000, "the note")
     with store.transaction() as db:
         case = find_case(db, reference)
         if isinstance(spec, dict) and "k_level" not in spec and case.evaluations:  # the evaluated mobility grade
@@ -207,6 +208,12 @@ def check_store(store: Store) -> list[str]:
         if not path.name.startswith(".incoming-") and sha256(path.read_bytes()) != path.name:
             problems.append(f"{path}: content does not match its name")
     return problems
+
+
+def check_length(text: str, limit: int, what: str) -> None:
+    """Free text fits its column (PostgreSQL would refuse it with a traceback, SQLite keep it silently)."""
+    if len(text) > limit:
+        raise InputError(f"{what}: {len(text)} characters; keep it within {limit}")
 
 
 def utc(moment: datetime) -> str:

@@ -20,7 +20,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from socketcad.anatomy.landmarks import known_landmarks
-from socketcad.clinic.cases import actor, audit, design, find_case, revision_of
+from socketcad.clinic.cases import actor, audit, check_length, design, find_case, revision_of
 from socketcad.clinic.models import Fitting, Revision
 from socketcad.clinic.store import Store
 from socketcad.design.plan import RectificationPlan, plan_from_dict
@@ -102,7 +102,7 @@ def _move_outwards(modifications: list[dict], landmark: str, outward_mm: float, 
     modification["kind"] = "relief" if signed > 0 else "push"
     modification["depth_mm"] = round(abs(signed), 6)
     modification["label"] = label if not modification.get("label") else f"{modification['label']}; {label}"
-    steepest = math.ceil(SMOOTHERSTEP_MAX_SLOPE * abs(signed))  # plan.MAX_SLOPE 1: widen a falloff made too steep
+    steepest = math.ceil(SMOOTHERSTEP_MAX_SLOPE * abs(signed))  # the plan's slope limit 1: falloff >= 1.875 depth
     modification["region"]["falloff_mm"] = max(modification["region"].get("falloff_mm", 15.0), float(steepest))
 
 
@@ -124,6 +124,9 @@ def fit(store: Store, reference: str, revision_id: int, comfort: int, feedback: 
         parent = revision_of(db, case, revision_id)
         level, number = case.level, len(case.fittings) + 1
     check_feedback(feedback, level)
+    check_length(gait, 2000, "the gait notes")
+    for area, text in feedback.items():
+        check_length(text, 500, f"the feedback on {area}")
     asked = [parse_adjustment(text, level) for text in adjustments]
     record = Fitting(case_id=0, revision_id=revision_id, comfort=comfort, feedback=dict(feedback), gait=gait,
                      adjustments=[asdict(a) for a in asked], created_by=actor())

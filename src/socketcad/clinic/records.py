@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from socketcad.anatomy.landmarks import known_landmarks
-from socketcad.clinic.cases import actor, audit, find_case, read_limb, revision_of, scan_of
+from socketcad.clinic.cases import actor, audit, check_length, find_case, read_limb, revision_of, scan_of
 from socketcad.clinic.models import Delivery, Evaluation, Fabrication, FollowUp, Scan
 from socketcad.clinic.store import Store
 from socketcad.errors import InputError, validated
@@ -85,6 +85,8 @@ def fabricate(store: Store, reference: str, revision_id: int, stage: str, materi
         raise InputError(f"material {material!r} is not in the catalogue; use one of {', '.join(materials)}")
     if not lab.strip():
         raise InputError("name the lab that made the socket (--lab)")
+    check_length(lab.strip(), 128, "the lab's name")
+    check_length(note, 1000, "the note")
     with store.transaction() as db:
         case = find_case(db, reference)
         revision_of(db, case, revision_id)
@@ -103,6 +105,7 @@ def deliver(store: Store, reference: str, revision_id: int, taught: list[str], n
     unknown = [item for item in taught if item not in CHECKLIST]
     if unknown:
         raise InputError(f"checklist item {unknown[0]!r} is not one of: {', '.join(CHECKLIST)}")
+    check_length(note, 1000, "the note")
     warnings = [f"not taught yet: {CHECKLIST[item]}" for item in CHECKLIST if item not in taught]
     with store.transaction() as db:
         case = find_case(db, reference)
