@@ -80,10 +80,7 @@ def add_scan(store: Store, reference: str, path: Path, method: str = "scan", uni
     if method not in METHODS:
         raise InputError(f"capture method {method!r} is not one of: {', '.join(METHODS)}")
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the scan ({exc.strerror})") from None
+    data = io.read_bytes(path)
     with store.transaction() as db:
         case = find_case(db, reference)
         limb = read_limb(data, path.name, units, case)

@@ -14,6 +14,7 @@ from socketcad.clinic.cases import actor, audit, check_length, find_case, read_l
 from socketcad.clinic.models import Delivery, Evaluation, Fabrication, FollowUp, Scan
 from socketcad.clinic.store import Store
 from socketcad.errors import InputError, validated
+from socketcad.geometry import io
 
 K_LEVELS = ("K0", "K1", "K2", "K3", "K4")
 STAGES = ("test", "definitive")
@@ -128,10 +129,7 @@ def follow_up(store: Store, reference: str, path: Path, socks_ply: int, baseline
     from socketcad.clinic.followup import compare
 
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the scan ({exc.strerror})") from None
+    data = io.read_bytes(path)
     with store.transaction() as db:
         case = find_case(db, reference)
         later = read_limb(data, path.name, units, case)
