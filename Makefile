@@ -31,9 +31,10 @@ demo: $(VENV)/.installed
 	$(BIN)/socketcad demo --out $(OUT)
 
 # Two workers, one test file each at a time (module fixtures are built once): the suite is half
-# single-threaded work (CLI processes, meshing), so two processes on two cores finish sooner.
+# single-threaded work (CLI processes, meshing), so two processes on two cores finish sooner. Files
+# go out in collection order, slowest first (tests/conftest.py), not xdist's most-tests-first.
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_capture.py
