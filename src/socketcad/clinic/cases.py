@@ -83,14 +83,20 @@ def add_scan(store: Store, reference: str, path: Path, method: str = "scan", uni
     data = io.read_bytes(path)
     with store.transaction() as db:
         case = find_case(db, reference)
-        limb = read_limb(data, path.name, units, case)
-        digest = store.files.put(data)
-        # the units as read (given or detected) are kept, so a rebuild reads the file the same way
-        scan = Scan(case_id=case.id, file_hash=digest, filename=path.name, method=method, units=limb.units.unit)
-        db.add(scan)
-        db.flush()
-        audit(db, "scan.add", case.id, {"scan": scan.id, "file_hash": digest, "method": method,
-                                        "filename": path.name, "units": limb.units.how})
+    limb = read_limb(data, path.name, units, case)  # outside the write lock: reading a limb takes seconds
+    with store.transaction() as db:
+        return keep_scan(db, store, find_case(db, reference), data, path.name, method, limb)
+
+
+def keep_scan(db: Session, store: Store, case: Case, data: bytes, filename: str, method: str, limb: Limb) -> Scan:
+    """Store a scan file read as ``limb`` and add its record and audit event to ``db``'s transaction."""
+    digest = store.files.put(data)
+    # the units as read (given or detected) are kept, so a rebuild reads the file the same way
+    scan = Scan(case_id=case.id, file_hash=digest, filename=filename, method=method, units=limb.units.unit)
+    db.add(scan)
+    db.flush()
+    audit(db, "scan.add", case.id, {"scan": scan.id, "file_hash": digest, "method": method, "filename": filename,
+                                    "units": limb.units.how})
     return scan
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from socketcad.clinic.cases import find_case, read_limb, revision_of
-from socketcad.clinic.followup import _deviation, _regional
+from socketcad.clinic.followup import regional_deviation, signed_deviation
 from socketcad.clinic.store import Store
 from socketcad.design.plan import plan_from_dict
 from socketcad.errors import InputError
@@ -54,11 +54,13 @@ def diff_revisions(store: Store, reference: str, first: int, second: int) -> tup
         revisions = [revision_of(db, case, number) for number in (first, second)]
         facts = [(store.files.get(r.scan.file_hash), r.scan.filename, r.scan.units) for r in revisions]
         level, side = case.level, case.side
-    shapes = []
+    limbs = {}  # by scan: two revisions of one scan read it once
     for revision, scan in zip(revisions, facts):
-        limb = locate_landmarks(read_limb(*scan, level=level, side=side))
-        shapes.append(rectify(limb, plan_from_dict(revision.plan, f"revision {revision.id} plan")).rectified_limb())
-    deviation = _deviation(shapes[0].skin, shapes[1].skin)
+        if revision.scan_id not in limbs:
+            limbs[revision.scan_id] = locate_landmarks(read_limb(*scan, level=level, side=side))
+    shapes = [rectify(limbs[r.scan_id], plan_from_dict(r.plan, f"revision {r.id} plan")).rectified_limb()
+              for r in revisions]
+    deviation = signed_deviation(shapes[0].skin, shapes[1].skin)
     everywhere = np.ones(len(deviation), dtype=bool)
     length = float(shapes[0].skin.vertices[:, 2].max())
     summary = {
@@ -69,7 +71,7 @@ def diff_revisions(store: Store, reference: str, first: int, second: int) -> tup
         f"scan {revisions[0].scan_id} -> scan {revisions[1].scan_id}",
         "deviation_mm": {"most_inward": round(float(deviation.min()), 2), "most_outward": round(float(deviation.max()), 2),
                          "mean": round(float(deviation.mean()), 2)},
-        "regions": _regional(shapes[0], deviation, everywhere, length),
+        "regions": regional_deviation(shapes[0], deviation, everywhere, length),
     }
     return summary, deviation, shapes[0].skin
 

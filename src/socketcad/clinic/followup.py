@@ -89,9 +89,9 @@ def compare(baseline: Limb, later: Limb, socks_ply: int) -> dict:
               min(baseline.skin.vertices[:, 2].max(), moved.vertices[:, 2].max()) - TOP_CLEARANCE_MM)
     before, after = _volume_below(baseline.skin, top), _volume_below(moved, top)
     change_pct = 100.0 * (after - before) / before
-    deviation = _deviation(baseline.skin, moved)
+    deviation = signed_deviation(baseline.skin, moved)
     below = baseline.skin.vertices[:, 2] < top
-    regions = _regional(baseline, deviation, below, top)
+    regions = regional_deviation(baseline, deviation, below, top)
     levels = np.arange(TAPE_STEP_MM, top, TAPE_STEP_MM)
     tape = [{"level_mm": round(float(a.level_mm), 1), "baseline_mm": round(a.circumference_mm, 1),
              "later_mm": round(b.circumference_mm, 1),
@@ -99,7 +99,8 @@ def compare(baseline: Limb, later: Limb, socks_ply: int) -> dict:
             for a, b in zip(profile(baseline.skin, levels), profile(moved, levels)) if a.level_mm == b.level_mm]
     area = float(baseline.skin.area_faces[below[baseline.skin.faces].all(axis=1)].sum())
     advice, reasons = sock_advice(change_pct, socks_ply)
-    notes = [f"registered on the stable band ({_band(baseline)[0]:.0f}-{_band(baseline)[1]:.0f} mm above the "
+    lower, upper = _band(baseline)
+    notes = [f"registered on the stable band ({lower:.0f}-{upper:.0f} mm above the "
              f"distal end) with RMS {rms:.2f} mm (mirror image {mirror_rms:.2f} mm)"]
     if rms > POOR_FIT_MM:
         notes.append(f"the registration is poor (RMS {rms:.1f} mm > {POOR_FIT_MM:g} mm): check the scan is of this limb")
@@ -207,14 +208,14 @@ def _volume_below(skin: trimesh.Trimesh, level_mm: float) -> float:
     return enclosed_volume_mm3(trimesh.Trimesh(vertices, faces, process=False))
 
 
-def _deviation(baseline: trimesh.Trimesh, later: trimesh.Trimesh) -> np.ndarray:
+def signed_deviation(baseline: trimesh.Trimesh, later: trimesh.Trimesh) -> np.ndarray:
     """Signed distance (n,) from each baseline vertex to the later skin, mm: + where the limb grew."""
     closest, distance = solid.closest_points(later, baseline.vertices)
     outward = np.einsum("ij,ij->i", closest - baseline.vertices, vertex_normals(baseline))
     return np.where(outward >= 0, distance, -distance)
 
 
-def _regional(baseline: Limb, deviation: np.ndarray, below: np.ndarray, top: float) -> list[dict]:
+def regional_deviation(baseline: Limb, deviation: np.ndarray, below: np.ndarray, top: float) -> list[dict]:
     """Mean and extreme deviation per region: thirds of the compared length, and (transtibial) the
     pressure-tolerance regions around the landmarks."""
     z = baseline.skin.vertices[:, 2]

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from socketcad.anatomy.landmarks import known_landmarks
-from socketcad.clinic.cases import actor, audit, check_length, find_case, read_limb, revision_of, scan_of
+from socketcad.clinic.cases import actor, audit, check_length, find_case, keep_scan, read_limb, revision_of, scan_of
 from socketcad.clinic.models import Delivery, Evaluation, Fabrication, FollowUp, Scan
 from socketcad.clinic.store import Store
 from socketcad.errors import InputError, validated
@@ -132,7 +132,9 @@ def follow_up(store: Store, reference: str, path: Path, socks_ply: int, baseline
     data = io.read_bytes(path)
     with store.transaction() as db:
         case = find_case(db, reference)
-        later = read_limb(data, path.name, units, case)
+    later = read_limb(data, path.name, units, case)  # outside the write lock: reading a limb takes seconds
+    with store.transaction() as db:
+        case = find_case(db, reference)
         if baseline_scan_id is None:
             delivered = [revision_of(db, case, d.revision_id).scan_id for d in case.deliveries]
             if not delivered and not case.scans:
@@ -144,19 +146,14 @@ def follow_up(store: Store, reference: str, path: Path, socks_ply: int, baseline
         base_facts = (store.files.get(base.file_hash), base.filename, base.units)
         level, side = case.level, case.side
     result = compare(read_limb(*base_facts, level=level, side=side), later, socks_ply)
-    digest = store.files.put(data)
     with store.transaction() as db:
         case = find_case(db, reference)
-        scan = Scan(case_id=case.id, file_hash=digest, filename=path.name, method="scan", units=later.units.unit)
-        db.add(scan)
-        db.flush()
+        scan = keep_scan(db, store, case, data, path.name, "scan", later)
         record = FollowUp(case_id=case.id, scan_id=scan.id, baseline_scan_id=baseline, socks_ply=socks_ply,
                           volume_change_pct=result["volume_change_pct"], advice=result["advice"], result=result,
                           created_by=actor())
         db.add(record)
         db.flush()
-        audit(db, "scan.add", case.id, {"scan": scan.id, "file_hash": digest, "method": "scan", "filename": path.name,
-                                        "units": later.units.how})
         audit(db, "followup.add", case.id, {"followup": record.id, "scan": scan.id, "baseline": baseline,
                                             "volume_change_pct": record.volume_change_pct, "advice": record.advice})
     return record
