@@ -12,7 +12,7 @@ OUT    ?= out/demo
 SYSTEM_PACKAGES := libsuitesparse-dev libopenblas0-pthread postgresql
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-slow bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +36,16 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
+# The tests marked slow (minutes each: the interface analysis of the bone-less scan's sockets).
+test-slow: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m slow --durations=10
+
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_capture.py
 	$(BIN)/python benchmarks/bench_rectify.py
 	$(BIN)/python benchmarks/bench_socket.py
 	$(BIN)/python benchmarks/bench_interface.py
+	$(BIN)/python benchmarks/bench_followup.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info

@@ -12,9 +12,7 @@ Target: under 5 s.
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 
 import manifold3d
 from rich.console import Console
@@ -23,6 +21,8 @@ from rich.table import Table
 from dataclasses import replace
 
 import trimesh
+
+from timing import seconds
 
 from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import load_limb
@@ -42,15 +42,6 @@ def big_smooth_limb():
     vertices, faces = trimesh.remesh.subdivide_loop(limb.skin.vertices, limb.skin.faces, iterations=1)
     vertices, faces = trimesh.remesh.subdivide_to_size(vertices, faces, max_edge=1.0)
     return replace(limb, skin=trimesh.Trimesh(vertices, faces, process=False, validate=False))
-
-
-def seconds(function, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def main() -> int:

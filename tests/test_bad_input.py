@@ -217,16 +217,20 @@ def test_a_billion_face_header_fails_fast(tmp_path):
     assert time.perf_counter() - started < 0.5
 
 
-def test_too_big_shape_is_accepted_with_explicit_units(tmp_path):
-    """The user's explicit --units win over the size check: they may know better (a model,
-    a cast at another scale). The shape is then read as given: 100x the length, so 10**6
-    times the volume of the scan (1,643 cm3, data README)."""
+def test_too_big_shape_with_explicit_units_is_refused_unless_forced(tmp_path):
+    """Explicit --units that make the shape 100 times a limb's size are refused with what was found
+    (issue 18: '--units in' on a mm scan built a 2.5 m socket); --force reads it as given: 100x the
+    length, so 10**6 times the volume of the scan (1,643 cm3, data README), with a warning."""
     big = tmp_path / "too-big.stl"
     big.write_bytes(BAD_FILES["too-big.stl"]())
-    run = finish("inspect", start(["inspect", str(big), "--units", "mm", "--step-mm", "100", "--json"]))
+    refused = finish("inspect", start(["inspect", str(big), "--units", "mm", "--step-mm", "100", "--json"]))
+    assert refused.code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "does not look like a residual limb" in refused.stderr and "mm long" in refused.stderr
+    assert "--force" in refused.stderr
+    run = finish("inspect", start(["inspect", str(big), "--units", "mm", "--step-mm", "100", "--json", "--force"]))
     assert run.code == 0, run.stderr
     data = json.loads(run.stdout)
     assert data["units"] == "mm"
     assert data["volume_cm3"] == pytest.approx(1643.0e6, rel=0.01)
     assert data["length_mm"] == pytest.approx(100 * trimesh.load(SCAN_PATH).extents.max(), rel=0.02)
-    assert any("WARNING" in note and "check --units" in note for note in data["notes"])
+    assert any("WARNING" in note and "--force" in note for note in data["notes"])

@@ -179,3 +179,16 @@ def test_explicit_units_that_give_an_unusual_size_are_kept_with_a_warning():
 def test_bad_anterior_direction_is_an_input_error(direction):
     with pytest.raises(InputError, match="anterior"):
         frame.perpendicular(np.asarray(direction), np.array([0.0, 0.0, 1.0]), "anterior")
+
+
+def test_published_skin_with_faces_wound_against_their_neighbours_is_repaired_and_said_so():
+    """OpenLimbTT's full-size mean skin as its authors publish it has 19 brim faces wound against their
+    neighbours (its brim loop did not close: 'repair the mesh'). Rewound, it is the skin of the full limb
+    file: the same volume."""
+    skin = load_limb("sample:openlimb-tt-mean-skin")
+    assert "rewound 19 face(s) wound against their neighbours" in skin.notes
+    assert not skin.bones and not skin.anterior_known
+    with_bones = load_limb("sample:openlimb-tt-mean")
+    volume = measure.enclosed_volume_mm3(skin.skin) / 1000.0
+    assert volume == pytest.approx(2175.5, abs=0.5)
+    assert volume == pytest.approx(measure.enclosed_volume_mm3(with_bones.skin) / 1000.0, rel=1e-3)

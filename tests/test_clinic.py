@@ -4,6 +4,7 @@ input that changes nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -190,3 +191,23 @@ def test_two_concurrent_writers_lose_no_record(tmp_path):
         _, error = writer.communicate(timeout=300)
         assert writer.returncode == 0, error
     assert rows(tmp_path, "cases") == 80 and rows(tmp_path, "audit_events") == 80
+
+
+def test_a_bone_less_scan_is_designed_on_the_anterior_kept_with_it(cli, tmp_path, monkeypatch):
+    """The AmpScan scan has no bones: without an anterior, a design asks for it (and nothing is saved);
+    with --anterior at 'scan add' the direction is kept with the scan, and design and rebuild use it."""
+    monkeypatch.setenv("SOCKETCAD_DATA", str(tmp_path / "store"))
+    scan = SAMPLES["ampscan-tt-scan"]
+    assert cli("case", "new", "B-1", "--level", "transtibial", "--side", "right").code == 0
+    assert cli("scan", "add", "B-1", scan.path).code == 0
+    refused = cli("design", "B-1", *PTB)
+    assert refused.code == 2 and "anterior direction is unknown" in refused.stderr and "--anterior" in refused.stderr
+    assert rows(tmp_path / "store", "revisions") == 0
+    anterior = ",".join(str(v) for v in scan.anterior[0])
+    assert cli("scan", "add", "B-1", scan.path, f"--anterior={anterior}").code == 0
+    assert cli("design", "B-1", *PTB, "--scan", "2").code == 0
+    with sqlite3.connect(tmp_path / "store" / "socketcad.db") as db:
+        kept = [json.loads(a) if a is not None else None for (a,) in db.execute("SELECT anterior FROM scans")]
+    assert kept == [None, list(scan.anterior[0])]
+    rebuilt = cli("rebuild", "1", "-o", tmp_path / "again.stl")
+    assert rebuilt.code == 0 and "identical" in rebuilt.stdout

@@ -128,7 +128,7 @@ def test_outputs_are_printable_carvable_and_deterministic(sockets, ptb_model, tm
 
 @pytest.mark.parametrize("change, words", [
     pytest.param(dict(wall_thickness_mm=-1.0), "wall_thickness_mm: -1 mm is outside", id="negative wall"),
-    pytest.param(dict(trim_offsets_mm={"posterior": 150.0}), "trimline near point 'posterior'", id="above brim"),
+    pytest.param(dict(trim_offsets_mm={"posterior": 150.0}), "trimline point 'posterior' (mpt +150 mm) lies", id="above brim"),
     pytest.param(dict(liner="tpe_cushion_6"), "closure 'pin_lock_icelock' needs a locking liner", id="incompatible"),
     pytest.param(dict(side="left"), "side: the spec is for a left limb but this limb is right", id="other side"),
     pytest.param(dict(socket_type="subischial"), "'subischial' is a transfemoral socket", id="other level"),
@@ -179,23 +179,48 @@ def test_closures_get_their_distal_clearance(mean, ptb_model, sockets):
     assert pin_room >= pin_lock.closure.distal_clearance_mm
 
 
-def test_transfemoral_subischial_socket_is_a_clean_solid_with_the_full_wall():
-    """The OpenLimbTF mean's skin ends below the ischium, so the subischial brim is lowered to fit
-    (posterior -40, medial -20 mm). A concave crease on the lateral distal thigh is narrower than
-    the wall: the wall bridges it (83 crossing face pairs before bridging; 0 now)."""
-    limb = locate_landmarks(load_limb("sample:openlimb-tf-mean"))
-    model = rectify(limb, template_plan("subischial", limb)).rectified_limb()
-    socket = build_socket(model, SocketSpec(socket_type="subischial", trim_offsets_mm={"posterior": -40, "medial": -20},
-                                            **SUCTION))
+@pytest.fixture(scope="module")
+def tf_mean():
+    return locate_landmarks(load_limb("sample:openlimb-tf-mean"))
+
+
+@pytest.mark.parametrize("kind", ["ic", "quad", "subischial"])
+def test_transfemoral_sockets_build_on_the_tf_mean_without_trim_offsets(tf_mean, kind):
+    """The OpenLimbTF mean's skin ends 16 mm below the ischium, so no design's brim fits as drawn: the
+    points above the model's edge come down to it, each with a note (issue 18: IC failed on one trim point
+    after another). A concave crease on the lateral distal thigh is narrower than the wall: the wall
+    bridges it (83 crossing face pairs before bridging; 0 now). The IC rim still has 2 crossing face
+    pairs where the cut runs over the anterior thigh (rim strip; known, reported on the sheet)."""
+    model = rectify(tf_mean, template_plan(kind, tf_mean)).rectified_limb()
+    socket = build_socket(model, SocketSpec(socket_type=kind, **SUCTION))
+    lowered = [note for note in socket.notes if note.startswith("trimline '")]
+    assert lowered and all("capture the limb higher" in note for note in lowered)
     assert socket.solid.is_watertight and socket.solid.volume > 0
-    assert len(self_intersections(socket.solid)) == 0
     thickness, measured = measured_wall_thickness(socket)
     wall = thickness[measured]
     assert not np.isnan(wall).any()
     assert wall.min() >= socket.wall_thickness_mm - 0.1
     sheet = fabrication_sheet(socket)
-    assert sheet["checks"]["self_intersecting_face_pairs"] == 0
-    assert not any(note.startswith("WARNING") for note in sheet["notes"])
+    crossings = sheet["checks"]["self_intersecting_face_pairs"]
+    assert crossings == len(self_intersections(socket.solid))
+    assert crossings <= (2 if kind == "ic" else 0)
+    assert any(note.startswith("WARNING") for note in sheet["notes"]) == (crossings > 0)
+
+
+def test_a_trim_point_given_above_the_brim_is_refused_with_an_offset_that_fits(tf_mean):
+    """The user's own point is not moved: it is refused, and the offset it suggests builds (it once
+    suggested -36 mm, which then asked for -38)."""
+    from socketcad.design.trimline import default_trimline, fit_below_brim
+
+    model = rectify(tf_mean, template_plan("subischial", tf_mean)).rectified_limb()
+    with pytest.raises(InputError, match=r"--trim posterior=(-?\d+(\.\d)?)") as caught:
+        fit_below_brim(default_trimline("subischial").with_offsets({"posterior": -25}), model, {"posterior"})
+    import re
+
+    suggested = float(re.search(r"--trim posterior=(-?\d+(?:\.\d)?)", str(caught.value)).group(1))
+    fitted, notes = fit_below_brim(default_trimline("subischial").with_offsets({"posterior": suggested}), model,
+                                   {"posterior"})
+    assert next(p for p in fitted.points if p.name == "posterior").offset_mm == suggested
 
 
 @pytest.mark.parametrize("shape, kind", [("openlimb-tt-102p", "ptb"), ("openlimb-tt-1p20", "ptb"),

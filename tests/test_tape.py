@@ -15,7 +15,7 @@ import json
 import numpy as np
 import pytest
 
-from socketcad.anatomy.limb import load_limb
+from socketcad.anatomy.limb import CaptureOptions, load_limb
 from socketcad.anatomy.samples import SAMPLES
 from socketcad.anatomy.tape import (
     TapeMeasures, parse_tape, read_tape, tape_from_limb, tape_limb, tape_surface, write_tape,
@@ -200,8 +200,20 @@ def test_bad_files_give_one_line(tmp_path):
             read_tape(tmp_path / name)
     with pytest.raises(InputError, match="not tape measures"):
         read_tape("sample:ampscan-tt-scan")
-    with pytest.raises(InputError, match="holds tape measures"):
-        load_limb("sample:ampscan-tt-tape")
+
+
+
+def test_a_tape_file_is_read_as_the_limb_it_describes_with_its_level_and_side(tmp_path):
+    """load_limb takes tape measures too (issue 18: their level and side were lost through an STL)."""
+    measures = read_tape("sample:ampscan-tt-tape").model_copy(update={"side": "left"})
+    path = tmp_path / "left.yaml"
+    write_tape(measures, path)
+    limb = load_limb(path)
+    assert (limb.level, limb.side, limb.anterior_known) == ("transtibial", "left", True)
+    assert measure.enclosed_volume_mm3(limb.skin) == pytest.approx(measure.enclosed_volume_mm3(tape_limb(measures).skin))
+    assert load_limb("sample:ampscan-tt-tape", CaptureOptions(side="right")).side == "right"  # the sample leaves it open
+    with pytest.raises(InputError, match="tape measures are of a left limb, and --side says right"):
+        load_limb(path, CaptureOptions(side="right"))
 
 
 # --------------------------------------------------------------------------- command line

@@ -7,6 +7,7 @@ problem), 1 an internal error (one line; set SOCKETCAD_DEBUG=1 for the traceback
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io as _io
 import json
 import math
@@ -26,6 +27,7 @@ from rich.table import Table
 from socketcad.anatomy.limb import CaptureOptions, Limb, load_limb
 from socketcad.anatomy.measures import LimbMeasures, measure_limb
 from socketcad.anatomy.samples import SAMPLES
+from socketcad.design.components import parse_k_level
 from socketcad.errors import InputError, SocketcadError
 from socketcad.geometry import io, measure
 from socketcad.geometry.units import UNITS
@@ -36,6 +38,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[400/450]" and "[3]" are defaults, not markup
 )
 out = Console()
 err = Console(stderr=True)
@@ -51,21 +54,27 @@ AnteriorOption = typer.Option(
 )
 KeepAxisOption = typer.Option(False, "--keep-axis", help="Use the file's +z as the long axis (scanner-aligned).")
 LevelOption = typer.Option(None, "--level", help="transtibial or transfemoral; guessed from the bones if omitted.")
+ForceOption = typer.Option(False, "--force", help="Go on with a shape outside the human range (wrong units, not a limb).")
+
+
+def parse_anterior(anterior: Optional[str]) -> tuple[float, float, float] | None:
+    """--anterior X,Y,Z as three floats; InputError for a malformed one."""
+    if not anterior:
+        return None
+    try:
+        vector = tuple(float(value) for value in anterior.split(","))
+    except ValueError:
+        vector = ()
+    if len(vector) != 3 or not all(math.isfinite(v) for v in vector) or not any(vector):
+        raise InputError(f"--anterior '{anterior}' is not a direction: give three finite numbers X,Y,Z, not all 0")
+    return vector
 
 
 def capture_options(units, reference, side, flip, anterior, keep_axis, level, **extra) -> CaptureOptions:
     """CaptureOptions from CLI values; InputError for a malformed --anterior."""
-    vector = None
-    if anterior:
-        try:
-            vector = tuple(float(value) for value in anterior.split(","))
-        except ValueError:
-            vector = ()
-        if len(vector) != 3 or not all(math.isfinite(v) for v in vector) or not any(vector):
-            raise InputError(f"--anterior '{anterior}' is not a direction: give three finite numbers X,Y,Z, not all 0")
     return CaptureOptions(
         units=units, reference_length_mm=reference, side=side, flip_side=flip,
-        anterior=vector, keep_axis=keep_axis, level=level, **extra,
+        anterior=parse_anterior(anterior), keep_axis=keep_axis, level=level, **extra,
     )
 
 
@@ -102,6 +111,38 @@ def samples() -> None:
 
 
 @app.command()
+def catalogue(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables.")) -> None:
+    """The component catalogue: liners, closures, adapters and wall materials, by the ids options take."""
+    from socketcad.design.components import load_catalogue
+
+    parts = load_catalogue()
+    if as_json:
+        out.print_json(parts.model_dump_json())
+        return
+    tables = {
+        "liners (--liner)": (("id", "name", "kind", "thickness mm", "material"),
+                             [(p.id, p.name, p.kind, f"{p.thickness_mm:g}", p.material) for p in parts.liners]),
+        "closures (--closure)": (("id", "name", "kind", "liners it takes", "levels"),
+                                 [(p.id, p.name, p.kind, ", ".join(p.liner_kinds), ", ".join(p.levels))
+                                  for p in parts.closures]),
+        "adapters (--adapter)": (("id", "name", "kind", "bolt circle mm", "mass g"),
+                                 [(p.id, p.name, p.kind, f"{p.bolt_circle_diameter_mm:g}", f"{p.mass_g:g}")
+                                  for p in parts.adapters]),
+        "wall materials (--material)": (("id", "name", "E MPa", "strength MPa", "wall mm K0-K4"),
+                                        [(p.id, p.name, f"{p.youngs_modulus_mpa:g}", f"{p.strength_mpa:g}",
+                                          "/".join(f"{p.thickness_mm_by_k_level[k]:g}" for k in sorted(p.thickness_mm_by_k_level)))
+                                         for p in parts.materials]),
+    }
+    for title, (columns, rows) in tables.items():
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column, no_wrap=column == "id")  # ids are typed back: never broken
+        for row in rows:
+            table.add_row(*(escape(str(cell)) for cell in row))
+        out.print(table)
+
+
+@app.command()
 def inspect(
     file: str = typer.Argument(..., help="Limb scan: STL, OBJ, PLY, OFF, 3MF, AOP or sample:NAME."),
     step_mm: float = typer.Option(10.0, "--step-mm", help="Profile spacing in mm."),
@@ -115,11 +156,12 @@ def inspect(
     anterior: Optional[str] = AnteriorOption,
     keep_axis: bool = KeepAxisOption,
     level: Optional[str] = LevelOption,
+    force: bool = ForceOption,
 ) -> None:
     """Measure a residual limb: volume (brim capped), area, length and a cross-section profile."""
     if csv_path is not None:
         check_output(csv_path, ("csv",))
-    limb = load(file, capture_options(units, reference, side, flip, anterior, keep_axis, level))
+    limb = load(file, capture_options(units, reference, side, flip, anterior, keep_axis, level, force=force))
     measures = measure_limb(limb, step_mm, start)
     if csv_path is not None:
         write_profile_csv(measures, csv_path)
@@ -148,11 +190,12 @@ def convert(
     anterior: Optional[str] = AnteriorOption,
     keep_axis: bool = KeepAxisOption,
     level: Optional[str] = LevelOption,
+    force: bool = ForceOption,
 ) -> None:
     """Convert a limb between formats, in millimetres, cleaned and in the anatomical frame."""
     fmt = check_output(target, io.MESH_FORMATS + ("aop",))
     options = capture_options(
-        units, reference, side, flip, anterior, keep_axis, level, clean=not raw, remesh_edge_mm=remesh_mm,
+        units, reference, side, flip, anterior, keep_axis, level, clean=not raw, remesh_edge_mm=remesh_mm, force=force,
     )
     limb = load(source, options)
     from socketcad.anatomy.export import write_limb
@@ -197,9 +240,10 @@ def landmarks(
     anterior: Optional[str] = AnteriorOption,
     keep_axis: bool = KeepAxisOption,
     level: Optional[str] = LevelOption,
+    force: bool = ForceOption,
 ) -> None:
     """Find the anatomical landmarks of a limb (from bones, else the skin) and say how each was found."""
-    limb = load(file, capture_options(units, reference, side, flip, anterior, keep_axis, level))
+    limb = load(file, capture_options(units, reference, side, flip, anterior, keep_axis, level, force=force))
     limb = with_landmarks(limb, landmark_file, use_bones=not skin_only)
     rows = [{"name": m.name, "x_mm": float(m.point_mm[0]), "y_mm": float(m.point_mm[1]),
              "z_mm": float(m.point_mm[2]), "how": m.how} for m in limb.landmarks.values()]
@@ -241,10 +285,11 @@ def rectify(
     anterior: Optional[str] = AnteriorOption,
     keep_axis: bool = KeepAxisOption,
     level: Optional[str] = LevelOption,
+    force: bool = ForceOption,
 ) -> None:
     """Modify a limb model by a plan or a socket-type template: pushes, reliefs, reductions, flare, smoothing."""
     from socketcad.design.plan import read_plan, write_plan
-    from socketcad.design.rectify import rectify as apply_plan
+    from socketcad.design.rectify import rectify as apply_plan, with_plan_facts
     from socketcad.design.templates import TemplateInputs, template_plan
 
     if (template is None) == (plan_file is None):
@@ -258,8 +303,8 @@ def rectify(
     plan = read_plan(plan_file) if plan_file is not None else None
     areas = tuple(name.strip() for name in (sensitive or "").split(",") if name.strip())
     inputs = TemplateInputs(liner_mm if liner_mm is not None else 6.0, areas, bar_mm if bar_mm is not None else 8.0)
-    limb = load(file, capture_options(units, reference, side, flip, anterior, keep_axis, level))
-    limb = with_landmarks(limb, landmark_file)
+    limb = load(file, capture_options(units, reference, side, flip, anterior, keep_axis, level, force=force))
+    limb = with_landmarks(with_plan_facts(limb, plan), landmark_file)
     if plan is None:
         plan = template_plan(template, limb, inputs)
     result = apply_plan(limb, plan)
@@ -287,7 +332,7 @@ def build(
     adapter: Optional[str] = typer.Option(None, "--adapter", help="Distal adapter id [lock_housing_4h for a pin lock, else four_hole_43]."),
     material: Optional[str] = typer.Option(None, "--material", help="Wall material id [petg]."),
     stage: Optional[str] = typer.Option(None, "--stage", help="test or definitive [test]."),
-    k_level: Optional[int] = typer.Option(None, "--k-level", help="Mobility grade K0-K4 (wall thickness, load level) [3]."),
+    k_level: Optional[str] = typer.Option(None, "--k-level", help="Mobility grade K0-K4, as K3 or 3 (wall thickness, load level) [3]."),
     wall_mm: Optional[float] = typer.Option(None, "--wall-mm", help="Wall thickness, mm [the material's default for the K-level]."),
     trim: Optional[list[str]] = typer.Option(None, "--trim", help="Trimline offset edit NAME=MM (repeatable), e.g. --trim posterior=-5."),
     strength: bool = typer.Option(False, "--strength", help="Also check the wall under ISO 10328 loads by FE (adds seconds)."),
@@ -301,11 +346,12 @@ def build(
     anterior: Optional[str] = AnteriorOption,
     keep_axis: bool = KeepAxisOption,
     level: Optional[str] = LevelOption,
+    force: bool = ForceOption,
 ) -> None:
     """Build a test or definitive socket: liner offset, trimline, wall, distal adapter; STL + 3MF + AOP + sheet."""
     from socketcad.design.fabrication import fabrication_sheet, output_paths, write_socket_outputs
     from socketcad.design.plan import read_plan
-    from socketcad.design.rectify import rectify as apply_plan
+    from socketcad.design.rectify import rectify as apply_plan, with_plan_facts
     from socketcad.design.socket import build_socket, spec_from_dict
     from socketcad.design.templates import template_plan
 
@@ -330,7 +376,8 @@ def build(
 
         iso_level(body_mass_kg)  # refused before the build, not after it
     plan = read_plan(plan_file) if plan_file is not None else None
-    limb = with_landmarks(load(file, capture_options(units, reference, side, flip, anterior, keep_axis, level)), landmark_file)
+    limb = load(file, capture_options(units, reference, side, flip, anterior, keep_axis, level, force=force))
+    limb = with_landmarks(with_plan_facts(limb, plan), landmark_file)
     if template is not None:
         plan = template_plan(template, limb, template_inputs_for(spec))
     model = apply_plan(limb, plan).rectified_limb() if plan is not None else limb
@@ -428,19 +475,27 @@ def print_rectification(result, summary: dict, as_json: bool) -> None:
         for text in summary[label]:
             head.add_row(label[:-1], escape(text))
     out.print(head)
-    table = Table(title="modifications: target and surface deviation (mm, + outwards); area in cm2")
+    table = Table(title="modifications (mm, + outwards; area cm2): pushes and reliefs sit on the reduced shape "
+                        "(the scan after the plan's reductions) and their depth is measured from it; 'from the scan' "
+                        "adds what the reductions took there")
     table.add_column("#", justify="right")
     table.add_column("modification", overflow="fold")
-    for column in ("target", "centre", "core", "area"):
-        table.add_column(column, justify="right", no_wrap=True)
+    for column in ("target", "from reduced: centre", "core", "from the scan: centre", "core", "area"):
+        table.add_column(column, justify="right")
+    span = lambda low, high: f"{low:+.1f}..{high:+.1f}" if low is not None else ""  # noqa: E731
     for row in summary["modifications"]:
-        core = (f"{row['core_deviation_min_mm']:+.1f}..{row['core_deviation_max_mm']:+.1f}"
-                if row.get("core_deviation_min_mm") is not None else "")
+        local = "centre_deviation_mm" in row
         table.add_row(str(row["index"]), escape(f"{row['kind']}: {row['label']}"),
                       f"{row['target_mm']:+.1f}" if "target_mm" in row else "",
-                      f"{row['centre_deviation_mm']:+.2f}" if "centre_deviation_mm" in row else "",
-                      core, f"{row['area_cm2']:.1f}" if "area_cm2" in row else "")
+                      f"{row['centre_over_reduced_mm']:+.2f}" if local else "",
+                      span(row["core_over_reduced_min_mm"], row["core_over_reduced_max_mm"]) if local else "",
+                      f"{row['centre_deviation_mm']:+.2f}" if local else "",
+                      span(row["core_deviation_min_mm"], row["core_deviation_max_mm"]) if local else "",
+                      f"{row['area_cm2']:.1f}" if "area_cm2" in row else "")
     out.print(table)
+    for row in summary["modifications"]:
+        if "note" in row:
+            say(f"note: {row['note']}")
 
 
 def write_deviation_csv(result, path: Path) -> None:
@@ -459,7 +514,7 @@ def analyze(
     socket_file: Path = typer.Argument(..., help="Socket STL written by 'socketcad build' (its -sheet.json beside it names the liner and closure)."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for interface-maps.npz and interface-summary.json."),
     body_mass_kg: float = typer.Option(80.0, "--body-mass", help="Body mass, kg (load cases)."),
-    k_level: int = typer.Option(3, "--k-level", help="Mobility grade K0-K4 (heel strike and swing loads)."),
+    k_level: str = typer.Option("K3", "--k-level", help="Mobility grade K0-K4, as K3 or 3 (heel strike and swing loads)."),
     tolerance_file: Optional[Path] = typer.Option(None, "--tolerances", help="Regional pressure tolerance table (YAML/JSON list) replacing the defaults."),
     edge_mm: float = typer.Option(12.0, "--edge-mm", help="Tissue mesh edge length, mm (smaller: finer and slower; 12: see README)."),
     mesh_cache: Optional[Path] = typer.Option(None, "--mesh-cache", help="Folder of kept tissue meshes (default $SOCKETCAD_CACHE/tissue, else ~/.cache/socketcad/tissue): every analysis of one limb runs on one mesh, so revisions compare."),
@@ -467,7 +522,9 @@ def analyze(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     units: Optional[str] = UnitsOption,
     side: Optional[str] = SideOption,
+    anterior: Optional[str] = AnteriorOption,
     level: Optional[str] = LevelOption,
+    force: bool = ForceOption,
 ) -> None:
     """Predict interface pressure and shear: donning, standing, heel strike, stance rotation, swing pull-off."""
     from socketcad.anatomy.landmarks import locate_landmarks
@@ -476,8 +533,9 @@ def analyze(
     from socketcad.biomech.mesh import tissue_mesh
     from socketcad.biomech.tolerance import DEFAULT_TRANSTIBIAL, read_tolerances
     from socketcad.design.components import load_catalogue
-    from socketcad.design.fabrication import output_paths
+    from socketcad.design.fabrication import check_built_for, output_paths
 
+    k_level = parse_k_level(k_level)
     interface_cases(body_mass_kg, k_level)  # refused before any work
     tolerances = read_tolerances(tolerance_file) if tolerance_file is not None else DEFAULT_TRANSTIBIAL
     if output.exists() and not output.is_dir():
@@ -491,7 +549,8 @@ def analyze(
         closure_kind = sheet["closure"]["kind"]
     except (KeyError, TypeError):
         raise InputError(f"{sheet_path}: not a socketcad fabrication sheet (no liner or closure)") from None
-    limb = locate_landmarks(load(file, capture_options(units, None, side, False, None, False, level)))
+    limb = locate_landmarks(load(file, capture_options(units, None, side, False, anterior, False, level, force=force)))
+    unchecked = None if force else check_built_for(sheet, limb, str(socket_file))
     if limb.level != "transtibial":
         raise InputError("interface analysis covers transtibial limbs for now (the tolerance table and bones fit)")
     socket_solid = io.read_mesh(socket_file)
@@ -499,9 +558,10 @@ def analyze(
     with steps("interface mechanics") as step:
         step("meshing the tissue (fTetWild)")
         tissue = tissue_mesh(limb, edge_mm, cache=None if fresh_mesh else (mesh_cache or cache_folder() / "tissue"))
-        step("donning and load cases")
         result = analyse_interface(limb, cavity_of(socket_solid, limb), liner.thickness_mm, closure_kind, body_mass_kg,
-                                   k_level, materials, tissue=tissue, tolerances=tolerances)
+                                   k_level, materials, tissue=tissue, tolerances=tolerances, step=step)
+    said = "--force: not checked that the socket was built for this limb" if force else unchecked
+    result = dataclasses.replace(result, notes=result.notes + ((said,) if said else ()))
     paths = result.save(output)
     summary = result.summary()
     if as_json:
@@ -555,9 +615,9 @@ def print_interface(summary: dict) -> None:
     say("estimates: " + "; ".join(summary["estimates"]))
 
 
-case_app = typer.Typer(help="Cases: one patient's limb, its scans and design revisions (the clinic's records).",
+case_app = typer.Typer(rich_markup_mode=None, help="Cases: one patient's limb, its scans and design revisions (the clinic's records).",
                        no_args_is_help=True)
-scan_app = typer.Typer(help="Scans of a case's limb.", no_args_is_help=True)
+scan_app = typer.Typer(rich_markup_mode=None, help="Scans of a case's limb.", no_args_is_help=True)
 app.add_typer(case_app, name="case")
 app.add_typer(scan_app, name="scan")
 DataOption = typer.Option(None, "--data", help="Data folder: database and files [$SOCKETCAD_DATA, else ~/.local/share/socketcad].")
@@ -640,16 +700,18 @@ def case_show(
 @scan_app.command("add")
 def scan_add(
     reference: str = typer.Argument(..., help="The case's reference."),
-    file: Path = typer.Argument(..., help="Scan or scanned cast: STL, OBJ, PLY, OFF, 3MF or AOP."),
+    file: Path = typer.Argument(..., help="Scan or scanned cast: STL, OBJ, PLY, OFF, 3MF, AOP or sample:NAME."),
     method: str = typer.Option("scan", "--method", help="scan, cast or tape."),
     units: Optional[str] = UnitsOption,
+    anterior: Optional[str] = typer.Option(
+        None, "--anterior", help="Anterior direction in file coordinates, as X,Y,Z: kept with the scan (a scan without bones needs it for a design)."),
     data: Optional[Path] = DataOption,
     url: Optional[str] = DatabaseOption,
 ) -> None:
     """Keep a scan of the case's limb (checked: it reads as a limb of the case's level and side)."""
     from socketcad.clinic.cases import add_scan
 
-    scan = add_scan(open_store(data, url), reference, file, method, units)
+    scan = add_scan(open_store(data, url), reference, file, method, units, parse_anterior(anterior))
     say(f"scan {scan.id} of case {reference}: {scan.file_hash[:12]}")
 
 
@@ -733,7 +795,7 @@ def numbers(pairs: dict[str, str], what: str, kind=float) -> dict:
 @app.command("evaluate")
 def evaluate_case(
     reference: str = typer.Argument(..., help="The case's reference."),
-    k_level: Optional[str] = typer.Option(None, "--k-level", help="Mobility: K0-K4."),
+    k_level: Optional[str] = typer.Option(None, "--k-level", help="Mobility: K0-K4 (K3 or 3)."),
     form: Optional[Path] = typer.Option(None, "--form", help="The evaluation as YAML/JSON (fields of EvaluationForm); the options below override it."),
     mobility_grade: Optional[str] = typer.Option(None, "--mobility-grade", help="MG1-MG4 (Ottobock), beside the K-level."),
     history: Optional[str] = typer.Option(None, "--history", help="Cause and date of amputation, comorbidities."),
@@ -831,7 +893,7 @@ def deliver_revision(
 @app.command("followup")
 def follow_up_case(
     reference: str = typer.Argument(..., help="The case's reference."),
-    file: Path = typer.Argument(..., help="The follow-up scan: STL, OBJ, PLY, OFF, 3MF or AOP."),
+    file: Path = typer.Argument(..., help="The follow-up scan: STL, OBJ, PLY, OFF, 3MF, AOP or sample:NAME."),
     socks_ply: int = typer.Option(0, "--socks-ply", help="Sock ply worn now."),
     baseline: Optional[int] = typer.Option(None, "--baseline", help="Scan id to compare with [the delivered revision's scan]."),
     units: Optional[str] = UnitsOption,
@@ -994,10 +1056,12 @@ def say(line: str) -> None:
 
 
 def check_output(path: Path, allowed: tuple[str, ...]) -> str:
-    """An output path's format, checked before any slow work: known extension, existing folder."""
+    """An output path's format, checked before any slow work: a known extension; its folder is made."""
     fmt = io.file_format(path, allowed)
-    if not Path(path).parent.is_dir():
-        raise InputError(f"{path}: the folder {Path(path).parent} does not exist; create it first")
+    folder = Path(path).parent
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{path}: {folder} is a file, not a folder; give another output path")
+    folder.mkdir(parents=True, exist_ok=True)
     return fmt
 
 

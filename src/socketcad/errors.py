@@ -36,20 +36,21 @@ def field_path(location: tuple, tags: tuple[str, ...] = ()) -> str:
     return path
 
 
-def first_error(exc, tags: tuple[str, ...] = ()) -> str:
-    """pydantic's first error as one line: 'modifications[2].depth_mm: ... (and N more problem(s))'."""
-    errors = exc.errors()
-    where = field_path(errors[0]["loc"], tags)
-    message = str(errors[0]["msg"]).removeprefix("Value error, ")
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return f"{where}: {message}{more}" if where else f"{message}{more}"
+def every_error(exc, tags: tuple[str, ...] = ()) -> str:
+    """pydantic's errors as one line, each with its field: 'modifications[2].depth_mm: ...; name: ...'."""
+    problems = []
+    for error in exc.errors():
+        where = field_path(error["loc"], tags)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(dict.fromkeys(problems))  # a union's branches can repeat one problem
 
 
 def validated(model, data: object, source: str, shape: str, tags: tuple[str, ...] = (), describe=None):
-    """``model`` (a pydantic class) validated from plain data; InputError naming the first bad field.
+    """``model`` (a pydantic class) validated from plain data; InputError naming every bad field.
 
     shape: what the data must be when it is not a mapping at all, e.g. 'a plan is a mapping with ...'.
-    describe: the validation error as one line (default first_error), for records with their own wording.
+    describe: the validation error as one line (default every_error), for records with their own wording.
     """
     from pydantic import ValidationError
 
@@ -58,4 +59,4 @@ def validated(model, data: object, source: str, shape: str, tags: tuple[str, ...
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InputError(f"{source}: {describe(exc) if describe else first_error(exc, tags)}") from None
+        raise InputError(f"{source}: {describe(exc) if describe else every_error(exc, tags)}") from None

@@ -90,6 +90,10 @@ def locate_landmarks(
     checked = _check_overrides(overrides or {}, limb.level)
     has_bones = ("tibia" in limb.bones) if limb.level == "transtibial" else ("femur" in limb.bones)
     marks = landmarks_from_bones(limb) if use_bones and has_bones else landmarks_from_skin(limb)
+    if not limb.anterior_known:  # every direction but the axis's is then a placeholder's
+        marks = {name: mark if name == "distal_end" else
+                 replace(mark, how=f"{mark.how}; ANTERIOR UNKNOWN: placed on the frame's placeholder y, give --anterior")
+                 for name, mark in marks.items()}
     if checked:
         names = list(checked)
         points, normals = _on_skin(limb.skin, np.array([checked[n] for n in names]))

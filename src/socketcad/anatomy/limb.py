@@ -8,6 +8,7 @@ direction and side found, each with a note on how.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -42,6 +43,7 @@ class CaptureOptions:
     clean: bool = True
     max_hole_perimeter_mm: float = 80.0
     remesh_edge_mm: float | None = None
+    force: bool = False  # go on with a shape outside the human range (anatomy.plausible)
 
 
 @dataclass
@@ -66,12 +68,21 @@ class Limb:
     levels_mm: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     landmarks: dict[str, Landmark] = field(default_factory=dict)
+    anterior_known: bool = True  # False: the frame's y is a placeholder (no bones, not given)
+    fingerprint: str = ""  # skin_fingerprint of the skin as captured (load_limb); kept through rectification
 
     @property
     def brim_low_mm(self) -> float | None:
         """Height of the lowest point of the brim (proximal opening), or None if closed."""
         loop = measure.brim_loop(self.skin)
         return None if loop is None else float(self.skin.vertices[loop, 2].min())
+
+    def require_anterior(self, what: str) -> None:
+        """InputError when the anterior direction is only a placeholder: ``what`` would be placed on a guess."""
+        if not self.anterior_known:
+            raise InputError(f"{self.source}: the anterior direction is unknown (no bones to find it), so {what} "
+                             "would be placed on a guess; check the landmarks and give --anterior X,Y,Z "
+                             "(the front of the limb in the file's coordinates)")
 
     def named_level(self, name: str) -> float:
         """Height (mm above the distal end) of a named level: distal, brim, a file level or a landmark."""
@@ -83,6 +94,13 @@ class Limb:
         return levels[name.lower()]
 
 
+def skin_fingerprint(skin: trimesh.Trimesh) -> str:
+    """SHA-256 of a skin in its frame (vertices to 0.1 um, faces): the same file read the same way gives
+    the same print, so a socket's sheet can say which limb it was built for."""
+    vertices = np.round(np.asarray(skin.vertices, dtype=np.float64), 4) + 0.0  # + 0.0: no negative zeros
+    return hashlib.sha256(vertices.tobytes() + np.asarray(skin.faces, dtype=np.int64).tobytes()).hexdigest()
+
+
 def load_limb(
     source: str | Path,
     options: CaptureOptions = CaptureOptions(),
@@ -90,9 +108,12 @@ def load_limb(
 ) -> Limb:
     """Read, clean and align a residual limb from a mesh/AOP file or ``sample:NAME``.
 
-    ``step(name)`` is called as each stage starts (for progress display).
+    A tape-measure file (YAML/JSON, or a tape sample) gives the limb built from it (anatomy.tape), with
+    its level and side. ``step(name)`` is called as each stage starts (for progress display).
     """
     _check_options(options)
+    if _is_tape(source):
+        return _tape_limb(source, options, step)
     path, options = _resolve(source, options)
     step("reading")
     name = str(source)
@@ -125,15 +146,55 @@ def load_limb(
     bones = label_bones(bones, level, skin_axis)
     if any(not label.startswith("bone-") for label in bones):
         notes.append(f"bones named by position and shape: {', '.join(bones)}")
-    anterior, anterior_note = _anterior(skin, bones, skin_axis, file_axes, options, level)
+    recorded = get_sample(str(source)).anterior if is_sample(source) else None
+    anterior, anterior_note, anterior_known = _anterior(skin, bones, skin_axis, file_axes, options, level, recorded)
     notes.append(f"anterior: {anterior_note}")
     frame = frames.build_frame(skin, skin_axis, anterior)
     skin = frame.apply(skin)
     bones = {label: frame.apply(bone) for label, bone in bones.items()}
     side, side_note = _side(bones, file_side, options, level)
     notes.append(f"side: {side_note}")
-    limb = Limb(skin, bones, level, side, frame, units, name, levels_mm, notes)
+    limb = Limb(skin, bones, level, side, frame, units, name, levels_mm, notes, anterior_known=anterior_known,
+                fingerprint=skin_fingerprint(skin))
+    _check_plausible(limb, options, path.name)
     return mirrored(limb) if options.flip_side else limb
+
+
+TAPE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _is_tape(source: str | Path) -> bool:
+    if is_sample(source):
+        return get_sample(str(source), kind=None).kind == "tape"
+    return Path(source).suffix.lower() in TAPE_SUFFIXES
+
+
+def _tape_limb(source: str | Path, options: CaptureOptions, step: Callable[[str], None]) -> Limb:
+    """The limb built from tape measures; options may name the level and side the file leaves open."""
+    from socketcad.anatomy.tape import read_tape, tape_limb  # tape builds Limbs: it imports this module
+
+    step("building from tape measures")
+    measures = read_tape(source)
+    limb = tape_limb(measures, str(source))
+    limb = replace(limb, fingerprint=skin_fingerprint(limb.skin))
+    for fact in ("level", "side"):
+        given, stated = getattr(options, fact), getattr(limb, fact)
+        if given is not None and stated not in ("unknown", given):
+            raise InputError(f"{source}: the tape measures are of a {stated} limb, and --{fact} says {given}")
+        if given is not None:
+            limb = replace(limb, **{fact: given})
+    _check_plausible(limb, options, Path(str(source)).name)
+    return mirrored(limb) if options.flip_side else limb
+
+
+def _check_plausible(limb: Limb, options: CaptureOptions, source: str) -> None:
+    """Refuse a shape outside the human range unless forced; forced, say so in the notes."""
+    from socketcad.anatomy.plausible import check_plausible, implausible  # it reads Limb from here
+
+    if not options.force:
+        check_plausible(limb, source)
+    elif found := implausible(limb):
+        limb.notes.append(f"WARNING: does not look like a residual limb ({'; '.join(found)}); went on as --force asked")
 
 
 def _check_options(options: CaptureOptions) -> None:
@@ -171,6 +232,9 @@ def _clean(mesh: trimesh.Trimesh, options: CaptureOptions, notes: list[str], sou
         skin, dangling = repair.drop_dangling_faces(skin)
         if dangling:
             notes.append(f"dropped {dangling} face(s) held to the surface by their corners only")
+    skin, rewound = repair.consistent_winding(skin)
+    if rewound:
+        notes.append(f"rewound {rewound} face(s) wound against their neighbours")
     if options.clean and options.max_hole_perimeter_mm > 0:
         skin, filled = repair.fill_holes(skin, options.max_hole_perimeter_mm)
         if filled:
@@ -233,26 +297,49 @@ def _wider_end(skin: trimesh.Trimesh) -> np.ndarray:
     return near_high.mean(axis=0) if spread(near_high) >= spread(near_low) else near_low.mean(axis=0)
 
 
-def _anterior(skin, bones, axis, file_axes, options: CaptureOptions, level: str) -> tuple[np.ndarray, str]:
-    """Anterior direction in file coordinates, and how it was found."""
+# Anterior from the shape alone, measured against the bones on the five OpenLimbTT shapes (skin only,
+# each in three random poses): the oblique brim's highest point was 1-38 deg off (within 10 deg on one),
+# the shank section's apex right on two and a posterior corner on three. Neither is good enough to design
+# on, so a bone-less scan's anterior is "unknown" until the user gives it; the shape's guess is kept only
+# as a placeholder that does not depend on the pose in the file (landmarks and measures stay repeatable).
+UNKNOWN_ANTERIOR = "unknown"
+
+
+def _anterior(skin, bones, axis, file_axes, options: CaptureOptions, level: str,
+              recorded: tuple[tuple[float, float, float], str] | None = None) -> tuple[np.ndarray, str, bool]:
+    """Anterior direction in file coordinates, how it was found, and whether it is known (not a guess)."""
     if options.anterior is not None:
-        return frames.perpendicular(np.asarray(options.anterior, float), axis, "anterior"), "given"
+        return frames.perpendicular(np.asarray(options.anterior, float), axis, "anterior"), "given", True
     if file_axes is not None:
-        return file_axes[1], "from the file (spoke 0)"
+        return file_axes[1], "from the file (spoke 0)", True
+    if recorded is not None:
+        return frames.perpendicular(np.asarray(recorded[0], float), axis, "anterior"), recorded[1], True
     patella = bones.get("patella") if level == "transtibial" else None
     if patella is not None:
         centre = frames.surface_centroid(skin)
-        return frames.perpendicular(patella.centroid - centre, axis, "anterior"), "from the bones (patella)"
+        return frames.perpendicular(patella.centroid - centre, axis, "anterior"), "from the bones (patella)", True
     if level == "transfemoral" and "femur" in bones and "pelvis" in bones:
-        return _anterior_from_pelvis(bones, axis), "from the bones (estimate: ischial tuberosity posterior, hemipelvis medial; check it)"
-    provisional = frames.build_frame(skin, axis, frames.fallback_anterior(axis))
+        return (_anterior_from_pelvis(bones, axis),
+                "from the bones (estimate: ischial tuberosity posterior, hemipelvis medial; check it)", True)
+    return _anterior_placeholder(skin, axis, level)
+
+
+def _anterior_placeholder(skin, axis, level: str) -> tuple[np.ndarray, str, bool]:
+    """A pose-independent guess for a limb without bones, labelled unknown (see UNKNOWN_ANTERIOR)."""
     loop = measure.brim_loop(skin)
-    direction = None
+    heights = skin.vertices @ axis
+    top = float(heights[loop].min() - heights.min()) if loop is not None else float(np.ptp(heights))
+    reference, _ = frames.shape_reference(skin, axis, top)
+    ask = "give --anterior X,Y,Z (file coordinates) before designing"
     if loop is not None and level == "transtibial":
+        provisional = frames.build_frame(skin, axis, reference)
         direction = frames.anterior_from_brim(provisional.to_local(skin.vertices[loop]))
-    if direction is not None:
-        return provisional.rotation[:2].T @ direction, "from the shape (highest point of an oblique brim; check it)"
-    return frames.fallback_anterior(axis), "unknown (no bones, and the brim is not oblique enough to tell); give --anterior"
+        if direction is not None:
+            return (provisional.rotation[:2].T @ direction,
+                    f"{UNKNOWN_ANTERIOR} (no bones); the frame's y is a guess, the oblique brim's highest point "
+                    f"(1-38 deg off on the OpenLimbTT shapes): {ask}", False)
+    return (reference, f"{UNKNOWN_ANTERIOR} (no bones); the frame's y is a placeholder fixed by the shape (the shank "
+                       f"section's apex, a posterior corner on 3 of 5 OpenLimbTT shapes), not found: {ask}", False)
 
 
 def _anterior_from_pelvis(bones: dict[str, trimesh.Trimesh], axis: np.ndarray) -> np.ndarray:
@@ -298,6 +385,7 @@ def mirrored(limb: Limb) -> Limb:
         bones={label: mirror(bone) for label, bone in limb.bones.items()},
         landmarks={name: mark.mirrored() for name, mark in limb.landmarks.items()},
         side=other,
+        fingerprint=skin_fingerprint(mirror(limb.skin)) if limb.fingerprint else "",  # another shape
         frame=frames.Frame(rotation=rotation, origin=limb.frame.origin),
         notes=limb.notes + [f"mirrored to the {other} side (--flip-side)"],
     )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from socketcad.anatomy.landmarks import known_landmarks, locate_landmarks
 from socketcad.anatomy.limb import Limb
 from socketcad.errors import InputError
 from socketcad.geometry import measure, repair
@@ -49,6 +50,8 @@ def profile_levels(limb: Limb, step_mm: float, start: str = "distal") -> tuple[f
     """Levels (mm above the distal end) every ``step_mm`` up and down from a named level."""
     if not (0.5 <= step_mm <= 100.0):
         raise InputError(f"profile step {step_mm:g} mm is out of range; use 0.5-100 mm")
+    if start.lower() in known_landmarks(limb.level) and not limb.landmarks:
+        limb = locate_landmarks(limb)  # a landmark level (e.g. MPT) on a limb whose landmarks are not found yet
     origin = limb.named_level(start)
     top = float(limb.skin.vertices[:, 2].max())
     below = origin - step_mm * np.arange(int(origin // step_mm), 0, -1)

@@ -37,6 +37,8 @@ class Sample:
     description: str
     licence: str
     kind: str = "limb"
+    # the anterior direction in file coordinates and how it was established, for a limb without bones
+    anterior: tuple[tuple[float, float, float], str] | None = None
 
     @property
     def path(self) -> Path:
@@ -48,6 +50,9 @@ SAMPLES = {
     for sample in (
         Sample("openlimb-tt-mean", "openlimb-tt-mean.stl", "mm", "transtibial",
                "OpenLimbTT mean transtibial limb, full size: skin + tibia, fibula, patella, distal femur", OPENLIMB),
+        Sample("openlimb-tt-mean-skin", "openlimb-tt-mean-skin.stl", "mm", "transtibial",
+               "OpenLimbTT mean skin alone, full size, as published (no bones; 19 brim faces wound against "
+               "their neighbours)", OPENLIMB),
         Sample("openlimb-tt-102m", "openlimb-tt-102m.stl", "tibia", "transtibial",
                "OpenLimbTT mode 1 at -2 SD (limb length), normalised to tibia length", OPENLIMB),
         Sample("openlimb-tt-102p", "openlimb-tt-102p.stl", "tibia", "transtibial",
@@ -60,7 +65,9 @@ SAMPLES = {
                "OpenLimbTF mean transfemoral limb: skin + femur + hemipelvis, normalised to femur length",
                OPENLIMB),
         Sample("ampscan-tt-scan", "ampscan-tt-scan.stl", "mm", "transtibial",
-               "AmpScan real transtibial surface scan (7,530 vertices, open brim)", AMPSCAN),
+               "AmpScan real transtibial surface scan (7,530 vertices, open brim)", AMPSCAN,
+               anterior=((0.0, -1.0, 0.0), "the sample's record: the file's -y (the popliteal crease lies at +y, "
+                                            "the front of the knee at -y, seen on renders)")),
         Sample("ampscan-example-aop", "ampscan-example.aop", "mm", "transtibial",
                "AmpScan Example.AOP: transtibial shape in the AAOP cylindrical format (TIB, MPT, TE)", AMPSCAN),
         Sample("ampscan-tt-tape", "ampscan-tt-tape.yaml", "mm", "transtibial",
@@ -74,13 +81,19 @@ def is_sample(source: str | Path) -> bool:
     return str(source).startswith(SAMPLE_PREFIX)
 
 
-def get_sample(source: str, kind: str = "limb") -> Sample:
-    """The sample named by ``sample:NAME``; InputError listing the names if unknown or of another kind."""
+def sample_path(source: str | Path, kind: str = "limb") -> Path:
+    """The file a ``sample:NAME`` names, or ``source`` itself as a path."""
+    return get_sample(str(source), kind).path if is_sample(source) else Path(source)
+
+
+def get_sample(source: str, kind: str | None = "limb") -> Sample:
+    """The sample named by ``sample:NAME``; InputError listing the names if unknown or not of ``kind``
+    (None: any kind)."""
     name = str(source)[len(SAMPLE_PREFIX):]
     if name not in SAMPLES:
         raise InputError(f"unknown sample '{name}'; run 'socketcad samples' (known: {', '.join(SAMPLES)})")
     sample = SAMPLES[name]
-    if sample.kind != kind:
+    if kind is not None and sample.kind != kind:
         if sample.kind == "tape":
             raise InputError(
                 f"sample:{name} holds tape measures, not a limb shape; build a limb from it with "

@@ -179,8 +179,12 @@ def parse_tape(data: object, source: str = "tape measures") -> TapeMeasures:
 
 
 def _one_line(exc: ValidationError) -> str:
-    """The first pydantic error as 'field[index]: message'."""
-    error = exc.errors()[0]
+    """Every pydantic error as 'field[index]: message', on one line."""
+    return "; ".join(dict.fromkeys(_problem(error) for error in exc.errors()))
+
+
+def _problem(error: dict) -> str:
+    """One pydantic error as 'field[index]: message'."""
     message = str(error["msg"]).removeprefix("Value error, ")
     path = field_path(error["loc"])
     if error["type"] == "extra_forbidden":

@@ -25,6 +25,7 @@ import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import trimesh
@@ -209,10 +210,12 @@ def analyse_interface(
     tissue: TissueMesh | None = None,
     tolerances: tuple[RegionTolerance, ...] = DEFAULT_TRANSTIBIAL,
     cases: tuple[str, ...] | None = None,
+    step: Callable[[str], None] = lambda name: None,
 ) -> InterfaceResult:
     """Donning, then the load cases, of ``limb`` (landmarks located) in the rigid ``cavity`` (the
     socket's inner surface, limb frame, mm). ``tissue``: a mesh from ``tissue_mesh`` to reuse.
-    ``cases``: names to run after donning (default all; 'standing' always runs)."""
+    ``cases``: names to run after donning (default all; 'standing' always runs). ``step(name)`` is
+    called as each case starts (progress)."""
     loads = {case.name: case for case in interface_cases(body_mass_kg, k_level)}
     wanted = tuple(loads) if cases is None else ("standing",) + tuple(c for c in cases if c != "standing")
     unknown = [c for c in wanted if c not in loads]
@@ -227,26 +230,28 @@ def analyse_interface(
     zero = np.zeros((problem.basis.N, 3))
     mapper = _SkinMapper(limb, limb_mesh)
 
-    def record(name, how, step, seconds):
-        return _case(name, how, step, problem, mapper, seconds)
+    def record(name, how, solved, seconds):
+        return _case(name, how, solved, problem, mapper, seconds)
 
     results = {}
     clock = time.perf_counter()
+    step("donning")
     donned = _donned(problem, zero, empty)
     results["donning"] = record("donning", "the limb (bones held) pushed home into the cavity, frictionless", donned,
                                 time.perf_counter() - clock)
     standing = None
-    for name in wanted:
+    for number, name in enumerate(wanted, start=1):
         case = loads[name]
         clock = time.perf_counter()
+        step(f"{name.replace('_', ' ')} ({number} of {len(wanted)} load cases)")
         step_problem, held = _closure(problem, limb_mesh, closure_kind, standing, name)
         start = donned if name == "standing" else standing
-        step = fem.solve_step(step_problem, start.displacement_mm, start.rigid_mm_rad, start.state,
+        solved = fem.solve_step(step_problem, start.displacement_mm, start.rigid_mm_rad, start.state,
                               np.asarray(case.force_n), np.asarray(case.moment_nmm), rigid_free=True, friction=True,
                               held=held)
         if name == "standing":
-            standing = step
-        results[name] = record(name, case.how, step, time.perf_counter() - clock)
+            standing = solved
+        results[name] = record(name, case.how, solved, time.perf_counter() - clock)
     notes = limb_mesh.notes + (f"analysis {time.perf_counter() - started:.1f} s",)
     return InterfaceResult(results, region_map(limb, tolerances), materials, limb_mesh.liner_thickness_mm, penalty,
                            int(3 * problem.basis.N), int(limb_mesh.mesh.nelements), mesh_seconds, notes,

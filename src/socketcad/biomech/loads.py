@@ -107,12 +107,22 @@ class InterfaceCase:
     how: str
 
 
+BODY_MASS_KG = (20.0, 200.0)  # a child's prosthesis to a heavy adult's; outside it a load is a typing error
+
+
+def check_body_mass(body_mass_kg: float) -> float:
+    """The body mass (kg) if it is a person's (BODY_MASS_KG); InputError otherwise. The one rule for it."""
+    low, high = BODY_MASS_KG
+    if not np.isfinite(body_mass_kg) or not low <= body_mass_kg <= high:
+        raise InputError(f"body mass {body_mass_kg:g} kg: give {low:g}-{high:g} kg (--body-mass)")
+    return float(body_mass_kg)
+
+
 def interface_cases(body_mass_kg: float, k_level: int) -> tuple[InterfaceCase, ...]:
     """Standing, heel strike, stance rotation and swing pull-off for a user of ``body_mass_kg`` and K-level.
 
     z is up the limb: weight pushes the limb down (-z) into the socket; swing pulls it out (+z)."""
-    if not np.isfinite(body_mass_kg) or not 20.0 <= body_mass_kg <= 200.0:
-        raise InputError(f"body mass must be 20-200 kg, got {body_mass_kg}")
+    check_body_mass(body_mass_kg)
     if k_level not in HEEL_STRIKE_BW:
         raise InputError(f"K-level must be 0-4, got {k_level}")
     weight = body_mass_kg * GRAVITY_M_S2

@@ -44,6 +44,7 @@ TISSUE, LINER = 0, 1
 # fTetWild's skin is faceted at the envelope's scale: the liner grows along normals averaged this many
 # times over neighbouring faces, or neighbouring prisms can cross in a tight fold.
 LINER_NORMAL_SMOOTHING = 3
+MAX_LINER_NORMAL_SMOOTHING = 30  # a scan's skin may need more passes where small faces' normals cross
 LINER_LAYERS = 1  # prism layers through the liner's thickness
 CACHE_VERSION = 1  # part of the cache key: raise it when the meshing changes, and old files are passed by
 
@@ -193,21 +194,28 @@ def with_liner(tissue: TissueMesh, liner_thickness_mm: float, layers: int = LINE
     skin_vertices, local = np.unique(tissue.skin_faces, return_inverse=True)
     local = local.reshape(-1, 3)
     skin = trimesh.Trimesh(tissue.points[skin_vertices], local, process=False)
-    normals = _smoothed(skin, vertex_normals(skin), LINER_NORMAL_SMOOTHING)
-    fractions = np.arange(1, layers + 1) / layers
-    grown = (skin.vertices[None] + liner_thickness_mm * fractions[:, None, None] * normals[None]).reshape(-1, 3)
     count, on_skin = len(tissue.points), len(skin_vertices)
     new_index = count + np.arange(layers * on_skin)
     prisms = prism_tetrahedra(local, on_skin, layers)  # local: layer 0 = skin, layer k = k-th grown
     lookup = np.concatenate([skin_vertices, new_index])
-    points = np.vstack([tissue.points, grown])
-    liner = positively_oriented(points, lookup[prisms])
+    fractions = np.arange(1, layers + 1) / layers
+    normals, passes = _smoothed(skin, vertex_normals(skin), LINER_NORMAL_SMOOTHING), LINER_NORMAL_SMOOTHING
+    while True:  # smoothed further only where a prism folds: a scan's small faces (the AmpScan scan: 1 prism)
+        grown = (skin.vertices[None] + liner_thickness_mm * fractions[:, None, None] * normals[None]).reshape(-1, 3)
+        points = np.vstack([tissue.points, grown])
+        try:
+            liner = positively_oriented(points, lookup[prisms])
+            break
+        except GeometryError:
+            if passes >= MAX_LINER_NORMAL_SMOOTHING:
+                raise
+            normals, passes = _smoothed(skin, normals, 1), passes + 1
     tetrahedra = np.vstack([tissue.tetrahedra, liner])
     material = np.concatenate([np.full(len(tissue.tetrahedra), TISSUE), np.full(len(liner), LINER)])
     rigid = np.concatenate([tissue.rigid, np.zeros(layers * on_skin, dtype=bool)])
     mesh = MeshTet(np.ascontiguousarray(points.T), np.ascontiguousarray(tetrahedra.T), sort_t=False)
     notes = tissue.notes + (f"liner: {liner_thickness_mm:g} mm, {len(liner)} tetrahedra in {layers} layer(s) over "
-                            f"{len(local)} skin faces",)
+                            f"{len(local)} skin faces, grown along normals smoothed {passes} times",)
     outer = new_index[(layers - 1) * on_skin:][local]
     return LimbMesh(mesh, material, tissue.skin_faces, outer, rigid, tissue.top_mm, float(liner_thickness_mm),
                     tissue.edge_mm, tissue.seconds + time.perf_counter() - started, notes)

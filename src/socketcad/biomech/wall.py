@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from socketcad.biomech.loads import iso10328_load_case
+from socketcad.biomech.loads import check_body_mass, iso10328_load_case
 from socketcad.biomech.structure import DEFAULT_CLAMP_BAND_MM, layered_wall_mesh, wall_strength
 from socketcad.design.socket import Socket
 from socketcad.design.trimline import trim_level
@@ -30,8 +30,7 @@ ISO_LEVEL_MAX_KG = (("P3", 60.0), ("P4", 80.0), ("P5", 100.0), ("P6", 125.0))
 
 def iso_level(body_mass_kg: float) -> str:
     """The ISO 10328 test loading level for a body mass (kg): P3 <= 60, P4 <= 80, P5 <= 100, P6 <= 125."""
-    if not np.isfinite(body_mass_kg) or body_mass_kg <= 0:
-        raise InputError(f"body mass {body_mass_kg} kg: give a positive number of kilograms")
+    check_body_mass(body_mass_kg)
     for level, most_kg in ISO_LEVEL_MAX_KG:
         if body_mass_kg <= most_kg:
             return level
@@ -43,15 +42,18 @@ def fe_wall(socket: Socket, faces: int = FE_FACES) -> tuple[np.ndarray, np.ndarr
     """The wall on a decimated model: inner vertices (n, 3), faces (m, 3), unit directions (n, 3)
     towards the outer surface and thickness (n,) mm, cut at the socket's trimline.
 
-    The directions are the cavity surface's normals smoothed until no prism of the layered FE
-    mesh folds (concave spots narrower than the wall); the thickness is the specified wall.
+    The directions are the cavity surface's normals smoothed (rim included) until no prism of the
+    layered FE mesh folds (concave spots narrower than the wall, slivers along the cut); the
+    thickness is the specified wall.
     """
     coarse = socket.model.skin.simplify_quadric_decimation(face_count=faces)
     coarse = trimesh.Trimesh(coarse.vertices, coarse.faces, process=False, validate=False)
     inner = solid.offset_surface(coarse, socket.liner_offset_mm)
     vertices, kept, _ = solid.cut_below(inner, coarse.faces, trim_level(socket.trimline, socket.model, inner))
     surface = trimesh.Trimesh(vertices, kept, process=False, validate=False)
-    directions, operator = deform.vertex_normals(surface), deform.brim_pinned_laplacian(surface)
+    # The rim's directions are smoothed too: on a scan the cut leaves small faces along the trimline whose
+    # normals cross (the AmpScan scan: 5-6 folding prisms, all on the rim, that a pinned rim kept folded)
+    directions, operator = deform.vertex_normals(surface), deform.umbrella_operator(surface)
     thickness = np.full(len(vertices), socket.wall_thickness_mm)
     for _ in range(MAX_DIRECTION_SMOOTHING):
         if not _folds(vertices, kept, directions, thickness):
@@ -87,7 +89,8 @@ def socket_wall_strength(socket: Socket, body_mass_kg: float) -> dict:
         result[condition] = {"force_n": case.force_n, "peak_von_mises_mpa": round(check.peak_von_mises_mpa, 2),
                              "max_deflection_mm": round(check.max_deflection_mm, 3),
                              "safety_factor": round(check.safety_factor, 2), "dofs": int(check.dofs),
-                             "seconds": round(check.seconds, 1), "load_source": case.source}
+                             "seconds": round(check.seconds, 1), "load_source": case.source,
+                             "solver": next(n for n in check.notes if n.startswith("solver: ")).removeprefix("solver: ")}
     result["validated"] = "FE verified against beam theory and mesh convergence (tests); see biomech.structure"
     result["estimates"] = ("boundary conditions (distal block clamped), load transfer (traction on the inner surface), "
                            "ISO load-line offsets, printed-material strength; the adapter and bolts are not modelled")

@@ -32,6 +32,8 @@ KINDS = {"scans": Scan, "revisions": Revision, "evaluations": Evaluation, "fabri
 REFERENCES = {"scan_id": "scans", "baseline_scan_id": "scans", "revision_id": "revisions", "parent_id": "revisions",
               "child_revision_id": "revisions"}
 FILE_COLUMNS = ("file_hash", "socket_hash", "sheet_hash")
+# Nullable columns added after version 1 archives were first written: absent in an archive means null.
+LATER_COLUMNS = {"scans": ("anterior",)}
 
 
 def export_case(store: Store, reference: str, path: Path) -> dict:
@@ -142,6 +144,8 @@ def _check_references(path: Path, manifest: dict, digests: set[str]) -> None:
         if not isinstance(rows, list):
             raise InputError(f"{path}: the manifest has no list of {kind}")
         for row in rows:
+            if isinstance(row, dict):
+                row.update({column: None for column in LATER_COLUMNS.get(kind, ()) if column not in row})
             if not isinstance(row, dict) or set(row) != columns:
                 raise InputError(f"{path}: a record in {kind} does not have the fields {', '.join(sorted(columns))}")
             for column, named in REFERENCES.items():

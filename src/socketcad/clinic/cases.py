@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import CaptureOptions, Limb, load_limb
+from socketcad.anatomy.samples import sample_path
 from socketcad.clinic.files import sha256
 from socketcad.clinic.models import AuditEvent, Case, Revision, Scan
 from socketcad.clinic.store import Store
@@ -75,24 +76,28 @@ def list_cases(store: Store) -> list[dict]:
                  "revisions": len(c.revisions)} for c in db.scalars(select(Case).order_by(Case.id))]
 
 
-def add_scan(store: Store, reference: str, path: Path, method: str = "scan", units: str | None = None) -> Scan:
-    """Keep a captured shape of the case's limb. It must read as a limb of the case's level and side."""
+def add_scan(store: Store, reference: str, path: Path, method: str = "scan", units: str | None = None,
+             anterior: tuple[float, float, float] | None = None) -> Scan:
+    """Keep a captured shape of the case's limb. It must read as a limb of the case's level and side.
+    ``anterior`` (file coordinates) is kept with it: a scan without bones needs it to be designed on."""
     if method not in METHODS:
         raise InputError(f"capture method {method!r} is not one of: {', '.join(METHODS)}")
-    path = Path(path)
+    path = sample_path(path)
     data = io.read_bytes(path)
     with store.transaction() as db:
         case = find_case(db, reference)
-    limb = read_limb(data, path.name, units, case)  # outside the write lock: reading a limb takes seconds
+    limb = read_limb(data, path.name, units, anterior, case=case)  # outside the write lock: it takes seconds
     with store.transaction() as db:
-        return keep_scan(db, store, find_case(db, reference), data, path.name, method, limb)
+        return keep_scan(db, store, find_case(db, reference), data, path.name, method, limb, anterior)
 
 
-def keep_scan(db: Session, store: Store, case: Case, data: bytes, filename: str, method: str, limb: Limb) -> Scan:
+def keep_scan(db: Session, store: Store, case: Case, data: bytes, filename: str, method: str, limb: Limb,
+              anterior: tuple[float, float, float] | None = None) -> Scan:
     """Store a scan file read as ``limb`` and add its record and audit event to ``db``'s transaction."""
     digest = store.files.put(data)
-    # the units as read (given or detected) are kept, so a rebuild reads the file the same way
-    scan = Scan(case_id=case.id, file_hash=digest, filename=filename, method=method, units=limb.units.unit)
+    # the units as read (given or detected) and the anterior given are kept: a rebuild reads the file the same way
+    scan = Scan(case_id=case.id, file_hash=digest, filename=filename, method=method, units=limb.units.unit,
+                anterior=None if anterior is None else [float(v) for v in anterior])
     db.add(scan)
     db.flush()
     audit(db, "scan.add", case.id, {"scan": scan.id, "file_hash": digest, "method": method, "filename": filename,
@@ -124,7 +129,7 @@ def design(store: Store, reference: str, plan: RectificationPlan | dict | str, s
             revision_of(db, case, parent_id)
         scan = scan_of(db, case, scan_id)
         scan_bytes = store.files.get(scan.file_hash)
-        scan_facts = (scan.filename, scan.units)
+        scan_facts = facts_of(scan)
         level, side = case.level, case.side
         sensitive = tuple(case.evaluations[-1].form["sensitive_areas"]) if case.evaluations else ()
     if isinstance(plan, str):  # the template relieves the sensitive areas of the newest evaluation
@@ -158,7 +163,7 @@ def rebuild(store: Store, revision_id: int) -> tuple[Revision, bytes]:
         if revision is None:
             raise InputError(f"no revision {revision_id}: see 'socketcad case show REFERENCE'")
         scan, case = revision.scan, revision.case
-        facts = (store.files.get(scan.file_hash), scan.filename, scan.units, case.level, case.side)
+        facts = (store.files.get(scan.file_hash), *facts_of(scan), case.level, case.side)
     built = build(*facts, plan_from_dict(revision.plan, f"revision {revision_id} plan"),
                    spec_from_dict(revision.spec, f"revision {revision_id} spec"))
     return revision, built.socket_stl
@@ -246,29 +251,34 @@ def revision_of(db: Session, case: Case, revision_id: int) -> Revision:
     return revision
 
 
-def read_limb(data: bytes, filename: str, units: str | None, case: Case | None = None,
-               level: str | None = None, side: str | None = None) -> Limb:
-    """The limb in a scan file's bytes (its name's suffix gives the format). Checked against a ``case``: its
-    level, and its side where the shape tells one (a fibula, a file's own side)."""
+def facts_of(scan: Scan) -> tuple[str, str | None, tuple[float, float, float] | None]:
+    """How a stored scan is read: its filename (the suffix names the format), units and anterior."""
+    return scan.filename, scan.units, None if scan.anterior is None else tuple(scan.anterior)
+
+
+def read_limb(data: bytes, filename: str, units: str | None, anterior: tuple[float, float, float] | None = None,
+              case: Case | None = None, level: str | None = None, side: str | None = None) -> Limb:
+    """The limb in a scan file's bytes (its name's suffix gives the format), read with ``anterior`` (file
+    coordinates) if given. Checked against a ``case``: its level, and its side where the shape tells one."""
     if case is not None:
         level = case.level
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / Path(filename).name
         path.write_bytes(data)
-        limb = load_limb(path, CaptureOptions(units=units, level=level, side=side))
+        limb = load_limb(path, CaptureOptions(units=units, level=level, side=side, anterior=anterior))
     if case is not None and limb.side in SIDES and limb.side != case.side:
         raise InputError(f"{filename}: reads as a {limb.side} limb, and case {case.reference!r} is the {case.side} "
                          "side: is it this patient's limb?")
     return limb
 
 
-def build(scan_bytes: bytes, filename: str, units: str | None, level: str, side: str,
-           plan: RectificationPlan, spec: SocketSpec) -> Built:
+def build(scan_bytes: bytes, filename: str, units: str | None, anterior: tuple[float, float, float] | None,
+          level: str, side: str, plan: RectificationPlan, spec: SocketSpec) -> Built:
     """Scan -> limb -> rectified model -> socket: a pure function of the records."""
     from socketcad.design.fabrication import fabrication_sheet
     from socketcad.design.rectify import rectify
 
-    limb = locate_landmarks(read_limb(scan_bytes, filename, units, level=level, side=side))
+    limb = locate_landmarks(read_limb(scan_bytes, filename, units, anterior, level=level, side=side))
     socket = build_socket(rectify(limb, plan).rectified_limb(), spec)
     return Built(_stl_bytes(socket.solid), fabrication_sheet(socket))
 

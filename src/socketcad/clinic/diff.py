@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from socketcad.clinic.cases import find_case, read_limb, revision_of
+from socketcad.clinic.cases import facts_of, find_case, read_limb, revision_of
 from socketcad.clinic.followup import regional_deviation, signed_deviation
 from socketcad.clinic.store import Store
 from socketcad.design.plan import plan_from_dict
@@ -52,7 +52,7 @@ def diff_revisions(store: Store, reference: str, first: int, second: int) -> tup
     with store.transaction() as db:
         case = find_case(db, reference)
         revisions = [revision_of(db, case, number) for number in (first, second)]
-        facts = [(store.files.get(r.scan.file_hash), r.scan.filename, r.scan.units) for r in revisions]
+        facts = [(store.files.get(r.scan.file_hash), *facts_of(r.scan)) for r in revisions]
         level, side = case.level, case.side
     limbs = {}  # by scan: two revisions of one scan read it once
     for revision, scan in zip(revisions, facts):

@@ -2,9 +2,10 @@
 
 1. Registration: the later skin is aligned rigidly to the baseline on the stable region, where bone lies
    under the skin and the volume does not change (transtibial: the knee, from 30 mm below the mid-patellar
-   tendon to 60 mm above it; transfemoral: from 30 mm below the ischial tuberosity up). ICP (trimesh) from a
-   few starts about the long axis, as the anterior direction of a scan without bones is only estimated;
-   the mirror image is registered too, so a scan of the other limb is recognised.
+   tendon to 60 mm above it; transfemoral: from 30 mm below the ischial tuberosity up). Point-to-plane ICP
+   (geometry.registration) from starts a full turn about the long axis, as the anterior direction of a
+   scan without bones is not known; the mirror image is registered too, so a scan of the other limb is
+   recognised.
 2. Changes, in the baseline's frame below the socket's top (transtibial: 20 mm above the mid-patellar
    tendon; transfemoral: the ischial tuberosity): volume change %, the signed deviation of the skin (mm,
    + larger) per region, and circumferences every 30 mm up from the distal end, as a tape would read them.
@@ -18,13 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 import trimesh
-from scipy.spatial.transform import Rotation
-from trimesh.registration import icp
 
 from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import Limb
 from socketcad.errors import InputError
-from socketcad.geometry import solid
+from socketcad.geometry import registration, solid
 from socketcad.geometry.deform import vertex_normals
 from socketcad.geometry.measure import enclosed_volume_mm3, profile
 
@@ -32,10 +31,8 @@ from socketcad.geometry.measure import enclosed_volume_mm3, profile
 STABLE_BAND = {"transtibial": ("mpt", 30.0, 60.0), "transfemoral": ("ischial_tuberosity", 30.0, 400.0)}
 SOCKET_TOP = {"transtibial": ("mpt", 20.0), "transfemoral": ("ischial_tuberosity", 0.0)}
 TOP_CLEARANCE_MM = 5.0  # stay this far below the lower of the two scans' tops
-START_ANGLES_DEG = (-30.0, -15.0, 0.0, 15.0, 30.0)
-START_SHIFTS_MM = (-10.0, 0.0, 10.0)
-SAMPLES = 20000  # baseline band points for the coarse ICP (seeded: repeatable)
-COARSE_STRIDE = 3
+START_ANGLES_DEG = np.arange(0.0, 360.0, 15.0)  # a full turn: neither scan's anterior is trusted
+START_SHIFTS_MM = (0.0,)  # both origins are the distal end: ICP finds the shift
 MIRROR_RATIO = 0.5  # the mirror image fitting twice as well as the scan itself: the other limb
 POOR_FIT_MM = 3.0
 TAPE_STEP_MM = 30.0
@@ -51,28 +48,33 @@ SOURCES = ("sock volumes 1-ply 5.2 %, 2-ply 7.2 %, 3-ply 10.4 % (Jasken & Hall 2
 def register(baseline: Limb, later: Limb) -> tuple[np.ndarray, float, float]:
     """The rigid transform (4, 4) taking ``later``'s frame onto ``baseline``'s on the stable band, its RMS
     distance there (mm), and the RMS of the mirror image's best fit (mm). InputError if the later scan
-    reads as the other limb."""
+    reads as the other limb.
+
+    Neither scan's anterior direction is trusted (a bone-less scan's is a placeholder): the starts go
+    a full turn about the long axis, so the mirror image taken across any plane through the axis is the
+    other limb, whatever the frames' y.
+    """
     lower, upper = _band(baseline)
     target_mask = (baseline.skin.vertices[:, 2] > lower) & (baseline.skin.vertices[:, 2] < upper)
     # the faces touching the band, so that every point in it has its own faces to fit to
     band = baseline.skin.submesh([np.flatnonzero(target_mask[baseline.skin.faces].any(axis=1))], append=True)
-    target, _ = trimesh.sample.sample_surface(band, SAMPLES, seed=0)
-    # the starts run on every few vertices (a fit's RMS hardly changes; 3 times faster), the refine on all
-    coarse = later.skin.vertices[::COARSE_STRIDE]
-    best = {}
-    for mirrored in (False, True):
-        points = coarse * ([-1.0, 1.0, 1.0] if mirrored else 1.0)
-        best[mirrored] = min((_icp_from(points, target, lower, upper, angle, shift)
-                              for angle in START_ANGLES_DEG for shift in START_SHIFTS_MM), key=lambda fit: fit[1])
-    matrix, rms = best[False]
-    mirror_rms = best[True][1]
+    target = registration.PlaneTarget(band)
+
+    def in_band(points: np.ndarray) -> np.ndarray:
+        return (points[:, 2] > lower) & (points[:, 2] < upper)
+
+    near = _in_band(later.skin.vertices, lower - 30.0, upper + 30.0)  # the part that can land on the band
+    fits = {mirrored: registration.align_about_axis(near * ([-1.0, 1.0, 1.0] if mirrored else 1.0), target, in_band,
+                                                    START_ANGLES_DEG, START_SHIFTS_MM)
+            for mirrored in (False, True)}
+    rms, mirror_rms = fits[False].rms_mm, fits[True].rms_mm
+    if not np.isfinite(rms):  # no start brought enough of the scan onto the band
+        raise _not_reaching()
     if mirror_rms < MIRROR_RATIO * rms:
         raise InputError(f"the follow-up scan fits the baseline's mirror image ({mirror_rms:.1f} mm against "
                          f"{rms:.1f} mm): it reads as the other limb; is it this side of this patient?")
-    matrix = _refined(later.skin.vertices, band, matrix, lower, upper)
-    moved = _in_band(trimesh.transform_points(later.skin.vertices, matrix), lower, upper)
-    _, distance = solid.closest_points(band, moved)
-    return matrix, float(np.sqrt(np.mean(distance ** 2))), mirror_rms
+    final = registration.refine_on_surface(later.skin.vertices, band, fits[False].matrix, in_band)
+    return final.matrix, final.rms_mm, mirror_rms
 
 
 def compare(baseline: Limb, later: Limb, socks_ply: int) -> dict:
@@ -102,6 +104,9 @@ def compare(baseline: Limb, later: Limb, socks_ply: int) -> dict:
     lower, upper = _band(baseline)
     notes = [f"registered on the stable band ({lower:.0f}-{upper:.0f} mm above the "
              f"distal end) with RMS {rms:.2f} mm (mirror image {mirror_rms:.2f} mm)"]
+    if not baseline.anterior_known:
+        notes.append("the baseline's anterior is unknown (no bones, not given): changes by thirds only, not by "
+                     "the regions around landmarks; keep the scan with --anterior for those")
     if rms > POOR_FIT_MM:
         notes.append(f"the registration is poor (RMS {rms:.1f} mm > {POOR_FIT_MM:g} mm): check the scan is of this limb")
     change_l = (after - before) / 1e6
@@ -160,47 +165,13 @@ def _band(limb: Limb) -> tuple[float, float]:
 def _in_band(points: np.ndarray, lower: float, upper: float) -> np.ndarray:
     inside = points[(points[:, 2] > lower) & (points[:, 2] < upper)]
     if len(inside) < 50:
-        raise InputError("the follow-up scan does not reach the stable region (the knee for a transtibial limb, "
-                         "the ischial level for a transfemoral one): rescan it up to there")
+        raise _not_reaching()
     return inside
 
 
-def _icp_from(points: np.ndarray, target: np.ndarray, lower: float, upper: float, angle_deg: float,
-              shift_mm: float) -> tuple[np.ndarray, float]:
-    """ICP (point to sampled point) of the points in the band from one start: (matrix, RMS mm)."""
-    start = trimesh.transformations.rotation_matrix(np.radians(angle_deg), [0.0, 0.0, 1.0])
-    start[2, 3] = shift_mm
-    matrix = start
-    for _ in range(2):  # the band is chosen in the baseline's frame: choose again once moved
-        moved = _in_band(trimesh.transform_points(points, matrix), lower, upper)
-        step, _, _ = icp(moved, target, initial=np.eye(4), threshold=1e-6, max_iterations=40, scale=False,
-                         reflection=False)
-        matrix = step @ matrix
-    moved = _in_band(trimesh.transform_points(points, matrix), lower, upper)
-    distance, _ = trimesh.points.PointCloud(target).kdtree.query(moved)
-    return matrix, float(np.sqrt(np.mean(distance ** 2)))
-
-
-def _refined(points: np.ndarray, surface: trimesh.Trimesh, matrix: np.ndarray, lower: float, upper: float,
-             iterations: int = 50) -> np.ndarray:
-    """Point-to-plane ICP of the points in the band onto ``surface``, from ``matrix``. Written here because
-    trimesh's ICP is point-to-point, which creeps along a near-cylindrical band: on the same limb read twice
-    it stopped 0.16 mm RMS from the exact fit (a 0.24 % volume error); point-to-plane converges in a few
-    Gauss-Newton steps (linearised rotation, exact rotation applied)."""
-    for _ in range(iterations):
-        moved = _in_band(trimesh.transform_points(points, matrix), lower, upper)
-        closest, _, face = solid.closest_faces(surface, moved)
-        normals = surface.face_normals[face]
-        residual = np.einsum("ij,ij->i", moved - closest, normals)
-        jacobian = np.hstack([np.cross(moved, normals), normals])
-        step = np.linalg.lstsq(jacobian, -residual, rcond=None)[0]
-        update = np.eye(4)
-        update[:3, :3] = Rotation.from_rotvec(step[:3]).as_matrix()
-        update[:3, 3] = step[3:]
-        matrix = update @ matrix
-        if np.linalg.norm(step[:3]) < 1e-8 and np.linalg.norm(step[3:]) < 1e-6:
-            break
-    return matrix
+def _not_reaching() -> InputError:
+    return InputError("the follow-up scan does not reach the stable region (the knee for a transtibial limb, "
+                      "the ischial level for a transfemoral one): rescan it up to there")
 
 
 def _volume_below(skin: trimesh.Trimesh, level_mm: float) -> float:
@@ -221,7 +192,7 @@ def regional_deviation(baseline: Limb, deviation: np.ndarray, below: np.ndarray,
     z = baseline.skin.vertices[:, 2]
     groups = [(name, below & (z >= top * k / 3) & (z < top * (k + 1) / 3))
               for k, name in enumerate(("distal third", "middle third", "proximal third"))]
-    if baseline.level == "transtibial":
+    if baseline.level == "transtibial" and baseline.anterior_known:  # the regions sit around landmarks
         from socketcad.biomech.tolerance import region_map
 
         mapped = region_map(baseline)

@@ -52,6 +52,8 @@ class Scan(Base):
     filename: Mapped[str] = mapped_column(String(255))  # as given: its suffix names the format
     method: Mapped[str] = mapped_column(String(8))  # scan, cast, tape
     units: Mapped[str | None] = mapped_column(String(8), nullable=True)  # None: detected
+    # [x, y, z] in file coordinates, as the user gave it; None: found from the file or its bones
+    anterior: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     case: Mapped[Case] = relationship(back_populates="scans")
 

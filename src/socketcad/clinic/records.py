@@ -7,12 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from socketcad.anatomy.landmarks import known_landmarks
-from socketcad.clinic.cases import actor, audit, check_length, find_case, keep_scan, read_limb, revision_of, scan_of
+from socketcad.anatomy.samples import sample_path
+from socketcad.clinic.cases import (actor, audit, check_length, facts_of, find_case, keep_scan, read_limb, revision_of,
+                                   scan_of)
 from socketcad.clinic.models import Delivery, Evaluation, Fabrication, FollowUp, Scan
 from socketcad.clinic.store import Store
+from socketcad.design.components import k_level_number
 from socketcad.errors import InputError, validated
 from socketcad.geometry import io
 
@@ -33,6 +36,12 @@ class EvaluationForm(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     k_level: Literal[K_LEVELS]  # type: ignore[valid-type]
+
+    @field_validator("k_level", mode="before")
+    @classmethod
+    def _k_level(cls, value):  # one rule for the grade, however written: K3, k3, 3
+        return f"K{k_level_number(value)}"
+
     mobility_grade: Literal["MG1", "MG2", "MG3", "MG4"] | None = None
     history: str = Field(default="", max_length=4000)  # cause and date of amputation, comorbidities
     limb_condition: str = Field(default="", max_length=2000)  # shape, maturity, volume stability, oedema
@@ -128,11 +137,11 @@ def follow_up(store: Store, reference: str, path: Path, socks_ply: int, baseline
     revision, else the case's first scan): volume change, regional and circumference changes, sock advice."""
     from socketcad.clinic.followup import compare
 
-    path = Path(path)
+    path = sample_path(path)
     data = io.read_bytes(path)
     with store.transaction() as db:
         case = find_case(db, reference)
-    later = read_limb(data, path.name, units, case)  # outside the write lock: reading a limb takes seconds
+    later = read_limb(data, path.name, units, case=case)  # outside the write lock: reading a limb takes seconds
     with store.transaction() as db:
         case = find_case(db, reference)
         if baseline_scan_id is None:
@@ -143,7 +152,7 @@ def follow_up(store: Store, reference: str, path: Path, socks_ply: int, baseline
         else:
             baseline = scan_of(db, case, baseline_scan_id).id
         base = db.get(Scan, baseline)
-        base_facts = (store.files.get(base.file_hash), base.filename, base.units)
+        base_facts = (store.files.get(base.file_hash), *facts_of(base))
         level, side = case.level, case.side
     result = compare(read_limb(*base_facts, level=level, side=side), later, socks_ply)
     with store.transaction() as db:

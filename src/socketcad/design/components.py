@@ -43,6 +43,22 @@ BOLT_TOLERANCE_MM = 0.01  # data check: holes on the stated bolt circle, pattern
 K_LEVELS = (0, 1, 2, 3, 4)
 
 
+def k_level_number(value: object) -> int:
+    """A mobility grade as written anywhere (3, "3", "K3", "k3") -> 0-4; ValueError naming the forms."""
+    text = str(value).strip().upper().removeprefix("K") if not isinstance(value, bool) else ""
+    if text.isdigit() and int(text) in K_LEVELS:
+        return int(text)
+    raise ValueError(f"K-level {value!r} is not one of K0-K4 (K3 and 3 both work)")
+
+
+def parse_k_level(value: object) -> int:
+    """``k_level_number`` for user input: InputError instead of ValueError."""
+    try:
+        return k_level_number(value)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from socketcad import __version__
 from socketcad.design.socket import Socket
+from socketcad.errors import InputError
 from socketcad.geometry import aop, io
 from socketcad.geometry.intersect import self_intersections
 
@@ -26,6 +27,19 @@ def output_paths(stl_path: Path) -> dict[str, Path]:
     stem = stl_path.with_suffix("")
     return {"stl": stl_path, "3mf": stem.with_suffix(".3mf"), "aop": Path(f"{stem}-inner.aop"),
             "sheet": Path(f"{stem}-sheet.json")}
+
+
+def check_built_for(sheet: dict, limb, where: str) -> str | None:
+    """InputError if the sheet (``where``) records a limb other than ``limb`` (their skins' fingerprints);
+    a note when either does not record one (sheets from before they did, limbs not read from a file)."""
+    recorded = (sheet.get("limb") or {}).get("fingerprint") if isinstance(sheet.get("limb"), dict) else None
+    if not recorded or not limb.fingerprint:
+        return "the sheet or the limb does not record which limb the socket was made for: not checked"
+    if recorded != limb.fingerprint:
+        raise InputError(f"{where}: the socket was built for another limb ({sheet['limb'].get('source')}, read "
+                         f"with other options or another file) than {limb.source}; give the limb and options it "
+                         "was built from, or --force to analyse it anyway")
+    return None
 
 
 def fabrication_sheet(socket: Socket, strength: dict | None = None) -> dict:
@@ -58,6 +72,8 @@ def fabrication_sheet(socket: Socket, strength: dict | None = None) -> dict:
                               "(no supports inside the cavity; layers are perpendicular to the long axis, the "
                               "weakest direction under bending, so check the wall strength below)"),
         "frame": "limb frame: z up the long axis from the distal end of the limb, y anterior, x the subject's right; mm",
+        # which limb it was made for: the analysis of another limb in it is refused (check_built_for)
+        "limb": {"source": socket.model.source, "fingerprint": socket.model.fingerprint},
         "notes": socket.notes,
         "checks": {"watertight": bool(socket.solid.is_watertight), "self_intersecting_face_pairs": crossings},
         "validated": ["watertight manifold solid (manifold3d)",

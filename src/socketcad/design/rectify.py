@@ -56,6 +56,9 @@ class Rectification:
     skin: trimesh.Trimesh
     deviation_mm: np.ndarray  # (n,) signed, along the original vertex normals, + outwards
     local_effects: tuple[LocalEffect, ...]
+    # (n,) signed distance from the reduced shape (the scan after reductions and distal shaping, on
+    # which pushes and reliefs are placed), along its normals, + outwards
+    over_reduced_mm: np.ndarray = field(repr=False)
 
     @property
     def volume_before_mm3(self) -> float:
@@ -81,6 +84,20 @@ class Rectification:
         return replace(self.limb, skin=self.skin, landmarks=landmarks, notes=notes)
 
 
+def with_plan_facts(limb: Limb, plan: RectificationPlan | None) -> Limb:
+    """The limb with the plan's level and side where the limb's own are unknown (a bone-less scan read
+    without --side), so that its landmarks are found for that side; the limb's own facts always win
+    (rectify refuses a plan for the other side)."""
+    if plan is None:
+        return limb
+    facts = {fact: getattr(plan, fact) for fact in ("level", "side")
+             if getattr(plan, fact) is not None and getattr(limb, fact) == "unknown"}
+    if not facts:
+        return limb
+    said = ", ".join(f"{fact} {value}" for fact, value in facts.items())
+    return replace(limb, **facts, notes=limb.notes + [f"{said}: from the plan (unknown from the limb)"])
+
+
 def rectify(limb: Limb, plan: RectificationPlan) -> Rectification:
     """Apply ``plan`` to ``limb`` (frame coordinates, mm); the limb is not changed."""
     if plan.side is not None and limb.side in ("left", "right") and plan.side != limb.side:
@@ -88,6 +105,8 @@ def rectify(limb: Limb, plan: RectificationPlan) -> Rectification:
                          "use a plan made for this side (landmark-anchored regions mirror themselves)")
     if plan.level is not None and limb.level in ("transtibial", "transfemoral") and plan.level != limb.level:
         raise InputError(f"level: the plan is for a {plan.level} limb but this limb is {limb.level}")
+    if any(getattr(modification, "region", None) is not None for modification in plan.modifications):
+        limb.require_anterior("the plan's regions")
     skin = limb.skin
     original = np.asarray(skin.vertices, dtype=np.float64)
     length_mm = _length_mm(limb)
@@ -96,6 +115,7 @@ def rectify(limb: Limb, plan: RectificationPlan) -> Rectification:
                for index, modification in kinds["local"] + kinds["smooth"] if modification.region is not None}
 
     vertices, normals = _global_map(original, kinds["reduction"], kinds["distal"], length_mm, skin_normals(skin))
+    reduced = vertices
 
     # Regions are found on the unmodified skin (its k-d tree is built once per limb) and act
     # on the skin as reduced and reshaped; no vertex moved further than `shift` on the way.
@@ -129,7 +149,8 @@ def rectify(limb: Limb, plan: RectificationPlan) -> Rectification:
     rectified = trimesh.Trimesh(vertices, skin.faces, process=False, validate=False)
     share(skin, rectified, edge_census, boundary_loops, measure.brim_loop)  # same faces, same loops
     deviation = np.einsum("ij,ij->i", vertices - original, skin_normals(skin))
-    return Rectification(limb, plan, rectified, deviation, tuple(effects))
+    over_reduced = np.einsum("ij,ij->i", vertices - reduced, normals)
+    return Rectification(limb, plan, rectified, deviation, tuple(effects), over_reduced)
 
 
 @per_mesh
@@ -283,14 +304,26 @@ def region_table(result: Rectification) -> list[dict]:
             core = effect.weights >= CORE_WEIGHT
             touched = effect.weights > 0.0
             target = -modification.depth_mm if isinstance(modification, Push) else modification.depth_mm
+            centre = effect.placement.centre_vertex
+            over = result.over_reduced_mm
             row.update(
                 landmark=modification.region.landmark,
                 target_mm=target,
-                centre_deviation_mm=float(result.deviation_mm[effect.placement.centre_vertex]),
+                # a push or relief is placed on the reduced shape: its depth is measured from it; the
+                # deviation from the scan adds what the reductions took there
+                centre_over_reduced_mm=float(over[centre]),
+                core_over_reduced_min_mm=float(over[core].min()) if core.any() else None,
+                core_over_reduced_max_mm=float(over[core].max()) if core.any() else None,
+                centre_deviation_mm=float(result.deviation_mm[centre]),
+                reduction_at_centre_mm=float(result.deviation_mm[centre] - over[centre]),
                 core_deviation_min_mm=float(result.deviation_mm[core].min()) if core.any() else None,
                 core_deviation_max_mm=float(result.deviation_mm[core].max()) if core.any() else None,
                 area_cm2=float(areas[touched].sum()),
             )
+            if isinstance(modification, Relief) and row["centre_deviation_mm"] < 0:
+                row["note"] = (f"relief '{row['label']}' is {row['centre_over_reduced_mm']:+.1f} mm from the reduced "
+                               f"shape but {row['centre_deviation_mm']:+.1f} mm from the scan: the reductions take "
+                               f"{-row['reduction_at_centre_mm']:.1f} mm there; deepen it to clear the scan")
         rows.append(row)
     return rows
 

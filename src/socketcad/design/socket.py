@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 import trimesh
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy.spatial import cKDTree
 
 from socketcad.anatomy.limb import Limb
@@ -28,8 +28,8 @@ from socketcad.anatomy.regions import anatomical_vector
 from socketcad.design import components
 from socketcad.design.plan import plan_from_dict
 from socketcad.design.rectify import rectify
-from socketcad.design.trimline import LEVEL_OF, Trimline, check_below_brim, default_trimline, trim_level
-from socketcad.errors import InputError, validated
+from socketcad.design.trimline import LEVEL_OF, Trimline, default_trimline, fit_below_brim, trim_level
+from socketcad.errors import InputError, field_path, validated
 from socketcad.geometry import deform, solid
 
 SPEC_VERSION = 1
@@ -58,10 +58,32 @@ class SocketSpec(BaseModel):
     wall_thickness_mm: float | None = Field(None, allow_inf_nan=False)  # None: the material's default for the K-level
     trim_offsets_mm: dict[str, float] = Field(default_factory=dict)
 
+    @field_validator("k_level", mode="before")
+    @classmethod
+    def _k_level(cls, value):
+        return components.k_level_number(value)
+
 
 def spec_from_dict(data: object, source: str = "socket spec") -> SocketSpec:
     """A validated SocketSpec; InputError naming the field otherwise."""
-    return validated(SocketSpec, data, source, "a socket spec is a mapping of fields (socket_type, liner, closure, ...)")
+    return validated(SocketSpec, data, source, "a socket spec is a mapping of fields (socket_type, liner, closure, ...)",
+                     describe=_spec_problems)
+
+
+def _spec_problems(exc) -> str:
+    """Every problem of a spec on one line; a missing component lists the catalogue's ids for it."""
+    catalogue = components.load_catalogue()
+    known = {"liner": catalogue.liners, "closure": catalogue.closures, "adapter": catalogue.adapters,
+             "material": catalogue.materials}
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        if error["type"] == "missing" and name in known:
+            problems.append(f"{name}: required, one of {', '.join(part.id for part in known[name])} "
+                            "(see 'socketcad catalogue')")
+        else:
+            problems.append(f"{field_path(error['loc'])}: {str(error['msg']).removeprefix('Value error, ')}")
+    return "; ".join(problems)
 
 
 @dataclass(frozen=True)
@@ -108,9 +130,10 @@ def build_socket(model: Limb, spec: SocketSpec) -> Socket:
     liner, closure = catalogue.liner(spec.liner), catalogue.closure(spec.closure)
     adapter, material = catalogue.adapter(spec.adapter), catalogue.material(spec.material)
     _check_spec(model, spec, liner, closure, adapter, material)
+    model.require_anterior("the trimline")
     wall_mm = spec.wall_thickness_mm if spec.wall_thickness_mm is not None else components.wall_thickness_mm(material, spec.k_level)
     trimline = default_trimline(spec.socket_type).with_offsets(spec.trim_offsets_mm)
-    check_below_brim(trimline, model)
+    trimline, trim_notes = fit_below_brim(trimline, model, set(spec.trim_offsets_mm))
     liner_mm = liner.thickness_mm
     model, clearance_note = _with_distal_clearance(model, closure)
     wall = _wall(model, trimline, liner_mm, wall_mm)
@@ -122,6 +145,7 @@ def build_socket(model: Limb, spec: SocketSpec) -> Socket:
     notes = [f"inner surface = rectified model + {liner_mm:.2f} mm ({liner.name}, nominal thickness)",
              f"wall {wall_mm:g} mm {material.name}; distal floor {floor_mm:g} mm; mounting face at {face_z:.1f} mm"]
     notes += [clearance_note] if clearance_note else []
+    notes += trim_notes
     return Socket(spec, model, body, wall.inner, wall.directions, wall.skin, trimline, liner_mm, wall_mm, floor_mm,
                   face_z, bolts, tuple(openings), liner, closure, adapter, material, notes)
 

@@ -196,6 +196,7 @@ def template_plan(name: str, limb: Limb, inputs: TemplateInputs = TemplateInputs
     if key not in TEMPLATES:
         raise InputError(f"unknown template '{name}'; use one of {', '.join(TEMPLATES)}")
     level, build = TEMPLATES[key]
+    limb.require_anterior(f"the modifications of template '{key}'")
     if limb.level in ("transtibial", "transfemoral") and limb.level != level:
         raise InputError(f"template '{key}' is for a {level} limb but this limb is {limb.level}; "
                          f"use one of {', '.join(k for k, (lv, _) in TEMPLATES.items() if lv == limb.level)}")

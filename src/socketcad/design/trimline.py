@@ -26,6 +26,8 @@ from socketcad.errors import InputError
 from socketcad.geometry import measure
 
 BRIM_MARGIN_MM = 8.0  # the trimline stays this far below the model's brim: a scan's edge is ragged
+LOWERED_CLEARANCE_MM = 5.0  # a point brought down to a low brim goes this much further (see fit_below_brim)
+SAMPLES = np.linspace(0.0, 2.0 * np.pi, 720, endpoint=False)  # angles (rad) the brim's room is checked at
 
 
 class TrimPoint(BaseModel):
@@ -119,25 +121,85 @@ def trim_level(trimline: Trimline, limb: Limb, points: np.ndarray) -> np.ndarray
     return np.asarray(points)[:, 2] - curve(frame_angles(limb, points))
 
 
-def check_below_brim(trimline: Trimline, limb: Limb) -> None:
-    """InputError naming the first trimline point that lies above the model's brim (less the margin)."""
+def _room_mm(trimline: Trimline, limb: Limb, samples: np.ndarray) -> np.ndarray | None:
+    """Room (mm) between the model's brim, less the margin, and the trimline at ``samples`` (radians);
+    None for a model without a brim."""
     loop = measure.brim_loop(limb.skin)
     if loop is None:
-        return
+        return None
     brim = limb.skin.vertices[loop]
     brim_angles = frame_angles(limb, brim)
-    curve = trimline_curve(trimline, limb)
     order = np.argsort(brim_angles)
     angles = np.append(brim_angles[order], brim_angles[order][0] + 2.0 * np.pi)
     brim_height = np.append(brim[order, 2], brim[order[0], 2])
-    samples = np.linspace(0.0, 2.0 * np.pi, 720, endpoint=False)
-    room = np.interp(samples, angles, brim_height, period=2.0 * np.pi) - BRIM_MARGIN_MM - curve(samples)
-    if room.min() >= 0.0:
-        return
-    worst = samples[np.argmin(room)]
-    gaps = np.abs(np.angle(np.exp(1j * (np.radians([p.angle_deg for p in trimline.points]) - worst))))
-    point = trimline.points[int(np.argmin(gaps))]
-    raise InputError(
-        f"trimline near point '{point.name}' ({point.landmark} {point.offset_mm:+g} mm) lies "
-        f"{-room.min():.0f} mm above the model's brim; lower it (--trim {point.name}="
-        f"{point.offset_mm + np.floor(room.min()) - 1:g}) or capture the limb higher")
+    return np.interp(samples, angles, brim_height, period=2.0 * np.pi) - BRIM_MARGIN_MM - trimline_curve(trimline, limb)(samples)
+
+
+def _nearest_point(trimline: Trimline, angle: float) -> TrimPoint:
+    gaps = np.abs(np.angle(np.exp(1j * (np.radians([p.angle_deg for p in trimline.points]) - angle))))
+    return trimline.points[int(np.argmin(gaps))]
+
+
+def _lowered(trimline: Trimline, name: str, limb: Limb) -> float:
+    """The highest offset (mm, to 0.5 mm) of point ``name`` at which the trimline fits below the brim
+    near it: the spline spreads a point's change over its neighbours, so it is sought, not subtracted."""
+    point = next(p for p in trimline.points if p.name == name)
+    near = np.abs(np.angle(np.exp(1j * (SAMPLES - np.radians(point.angle_deg))))) < np.radians(45.0)
+
+    def fits(offset: float) -> bool:
+        return _room_mm(trimline.with_offsets({name: offset}), limb, SAMPLES[near]).min() >= 0.0
+
+    low, high = point.offset_mm - 400.0, point.offset_mm
+    if not fits(low):
+        return low
+    while high - low > 0.5:
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return float(np.floor(low * 2.0) / 2.0)
+
+
+def fit_below_brim(trimline: Trimline, limb: Limb, given: set[str] = frozenset()) -> tuple[Trimline, list[str]]:
+    """The trimline lowered where the model's brim (less the margin) is lower than the design's default,
+    with a note for each point lowered; InputError if a point the user placed (``given``) lies above it.
+
+    A scan or shape that ends below the design's brim (the OpenLimbTF mean ends 16 mm below the ischium)
+    cannot carry a wall there: the wall stops at the model's edge, and the note says how far below the
+    design that is, so that the limb can be captured higher for the full design. Each default point
+    goes to the lowest brim height around it (half-way to its neighbours); then any overshoot of the
+    spline between points is taken off the nearest point.
+    """
+    room = _room_mm(trimline, limb, SAMPLES)
+    if room is None or room.min() >= 0.0:
+        return trimline, []
+    design = {p.name: p.offset_mm for p in trimline.points}
+    curve = trimline_curve(trimline, limb)
+    ceiling = room + curve(SAMPLES)  # the brim, less the margin
+    angles = np.radians([p.angle_deg for p in trimline.points])
+    offsets = {}
+    for point, angle in zip(trimline.points, angles):
+        if point.name in given:
+            continue
+        gaps = np.abs(np.angle(np.exp(1j * (angles - angle))))
+        half = 0.5 * np.sort(gaps)[1]
+        around = np.abs(np.angle(np.exp(1j * (SAMPLES - angle)))) <= half
+        excess = float(curve(angle)) - float(ceiling[around].min()) + LOWERED_CLEARANCE_MM
+        if excess > 0.0:
+            offsets[point.name] = point.offset_mm - np.ceil(excess)
+    trimline = trimline.with_offsets(offsets)
+    for _ in range(20):
+        room = _room_mm(trimline, limb, SAMPLES)
+        if room.min() >= 0.0:
+            break
+        point = _nearest_point(trimline, SAMPLES[int(np.argmin(room))])
+        if point.name in given:
+            raise InputError(
+                f"trimline point '{point.name}' ({point.landmark} {point.offset_mm:+g} mm) lies {-room.min():.0f} mm "
+                f"above the model's brim; lower it (--trim {point.name}={_lowered(trimline, point.name, limb):g} or "
+                "below) or capture the limb higher")
+        trimline = trimline.with_offsets({point.name: point.offset_mm - np.ceil(-room.min() + 0.5)})
+    else:
+        raise InputError(f"the {trimline.socket_type} trimline does not fit below the model's brim; capture the limb higher")
+    notes = [f"trimline '{p.name}' lowered from {p.landmark} {design[p.name]:+g} to {p.offset_mm:+g} mm: the model ends "
+             f"there (its brim less {BRIM_MARGIN_MM:g} mm); capture the limb higher for the full {trimline.socket_type} brim"
+             for p in trimline.points if p.offset_mm != design[p.name]]
+    return trimline, notes

@@ -146,6 +146,89 @@ def anterior_from_brim(brim_points: np.ndarray, min_tilt: float = 0.08) -> np.nd
     return direction / norm if norm > 0 else None
 
 
+def section_radii(closed: trimesh.Trimesh, frame: Frame, heights_mm: np.ndarray,
+                  step_deg: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Radius functions of cross-sections about their area centroids.
+
+    closed: a capped surface in input coordinates; sections at ``heights_mm`` (k,) along the frame's z.
+    Returns the angles (m,) in radians from the frame's x towards y and the radii (k', m) in mm of the
+    sections with a boundary (the farthest boundary point in each angular bin, empty bins interpolated).
+    """
+    from socketcad.geometry.measure import section_segments
+
+    angles = np.radians(np.arange(0.0, 360.0, step_deg))
+    rows = []
+    for segments in section_segments(closed, heights_mm, frame.rotation, frame.origin):
+        if len(segments) < 8:
+            continue
+        centre = np.array(_area_centroid(segments))
+        points = np.vstack([segments[:, 0], segments.mean(axis=1)]) - centre
+        bins = (np.degrees(np.arctan2(points[:, 1], points[:, 0])) % 360.0 // step_deg).astype(int) % len(angles)
+        radius = np.zeros(len(angles))
+        np.maximum.at(radius, bins, np.hypot(points[:, 0], points[:, 1]))
+        filled = radius > 0
+        if filled.sum() < len(angles) // 4:
+            continue
+        rows.append(np.interp(angles, angles[filled], radius[filled], period=2.0 * np.pi))
+    return angles, np.array(rows).reshape(-1, len(angles))
+
+
+def apex_direction(angles: np.ndarray, radii: np.ndarray) -> tuple[float, float]:
+    """The direction of a rounded-triangular section's apex on its line of mirror symmetry.
+
+    angles: (m,) evenly spaced over a turn; radii: (k, m) radius functions (``section_radii``).
+    The line of symmetry is the one about which the sections' radius functions, each scaled to
+    its mean, are most nearly mirror images; its end where the triangle (third harmonic) points
+    is the apex. Returns the apex angle (radians, in the radii's frame) and the asymmetry about
+    that line relative to the median line's (0: perfect symmetry, 1: no line stands out).
+    """
+    m = len(angles)
+    scaled = radii / radii.mean(axis=1, keepdims=True)
+    offsets = np.arange(1, m // 4)
+    index = np.arange(m)
+    # asymmetry of every line through the centroid: both half-planes compared across it
+    mirror = scaled[:, (index[:, None] + offsets) % m] - scaled[:, (index[:, None] - offsets) % m]  # (k, m, o)
+    asymmetry = (mirror ** 2).mean(axis=(0, 2))
+    line = asymmetry + np.roll(asymmetry, -(m // 2))
+    best = int(np.argmin(line))
+    third = np.fft.rfft(scaled, axis=1)[:, 3].mean()
+    triangle = np.real(third * np.exp(3j * angles))  # > 0 towards the apices
+    # the minimum between samples (a parabola through three): the angle does not step with the sampling
+    before, after = line[(best - 1) % m], line[(best + 1) % m]
+    curvature = before - 2.0 * line[best] + after
+    shift = 0.5 * (before - after) / curvature if curvature > 0 else 0.0
+    angle = angles[best] + shift * (angles[1] - angles[0])
+    if triangle[best] < triangle[(best + m // 2) % m]:
+        angle += np.pi
+    return float(angle), float(line[best] / np.median(line))
+
+
+def shape_reference(skin: trimesh.Trimesh, axis: np.ndarray, top_mm: float) -> tuple[np.ndarray, float]:
+    """A direction perpendicular to ``axis`` fixed by the shape alone, whatever the pose in the file.
+
+    The apex (``apex_direction``) of the sections from 10 % to 60 % of ``top_mm`` (the lowest brim
+    point above the distal end): on a transtibial limb the shank's rounded triangle points anterior
+    over the tibial crest, but its three corners are alike, so it is a hypothesis to check, not a
+    finding. Found twice, the second time in the frame of the first, so that the angular sampling
+    itself does not depend on the pose. Returns the unit direction (3,) in input coordinates and the
+    apex's asymmetry score (see ``apex_direction``).
+    """
+    from socketcad.geometry.measure import capped
+
+    closed = capped(skin)
+    heights = np.linspace(0.1, 0.6, 26) * top_mm
+    direction = fallback_anterior(axis)
+    score = 1.0
+    for _ in range(2):
+        frame = build_frame(skin, axis, direction)
+        angles, radii = section_radii(closed, frame, heights)
+        if len(radii) < 3:
+            return direction, 1.0
+        angle, score = apex_direction(angles, radii)
+        direction = frame.rotation[:2].T @ np.array([np.cos(angle), np.sin(angle)])
+    return unit(direction, "shape reference"), score
+
+
 def centreline_axis(
     skin: trimesh.Trimesh,
     initial_axis: np.ndarray,

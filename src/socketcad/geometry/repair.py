@@ -278,6 +278,21 @@ def capped_signed_volume(mesh: trimesh.Trimesh) -> float:
     return float(volume / 6.0)
 
 
+def consistent_winding(mesh: trimesh.Trimesh) -> tuple[trimesh.Trimesh, int]:
+    """The mesh with every face wound like its neighbours, and how many faces were wound against them.
+
+    Published shapes have such faces (the OpenLimbTT 2025-04 skin: 19 at the brim); boundary loops do
+    not close across them, so this comes before hole filling. The count is the smaller side of the
+    flip (trimesh's traversal may turn the larger one; orient_outward then turns the whole).
+    """
+    if edge_census(mesh)[1]:
+        return mesh, 0
+    fixed = mesh.copy()
+    trimesh.repair.fix_winding(fixed)  # graph traversal; only meshes with flipped patches pay for it
+    turned = int(np.any(fixed.faces != mesh.faces, axis=1).sum())
+    return fixed, min(turned, len(mesh.faces) - turned)
+
+
 def orient_outward(mesh: trimesh.Trimesh) -> tuple[trimesh.Trimesh, bool]:
     """Consistent winding with normals pointing out of the (capped) enclosed volume.
 

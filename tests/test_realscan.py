@@ -1,0 +1,62 @@
+"""The wall strength check and the interface analysis on sockets of the bone-less AmpScan scan (issue 18:
+both ended in 'the wall folds' / 'wall prisms fold over' on it). The FE wall's rim directions are now
+smoothed too, and the liner is grown along normals smoothed until no prism folds.
+
+The analysis takes minutes a socket on two cores (the contact solve; issue 21 is about that), so it is
+marked slow: 'make test-slow' runs it; measured by hand: PTB 403 s (swing pull-off not converged, residual
+7.6 %), TSB 147 s (every case converged)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from socketcad.anatomy.landmarks import locate_landmarks
+from socketcad.anatomy.limb import CaptureOptions, load_limb
+from socketcad.biomech.wall import socket_wall_strength
+from socketcad.design.rectify import rectify
+from socketcad.design.socket import SocketSpec, build_socket
+from socketcad.design.templates import template_plan
+
+SYSTEMS = {"ptb": dict(liner="silicone_locking_6", closure="pin_lock_icelock", adapter="lock_housing_4h"),
+           "tsb": dict(liner="silicone_seal_in_6", closure="seal_in_suction", adapter="four_hole_43")}
+
+
+@pytest.fixture(scope="module")
+def scan():
+    return locate_landmarks(load_limb("sample:ampscan-tt-scan", CaptureOptions(side="right")))
+
+
+@pytest.fixture(scope="module")
+def sockets(scan):
+    return {kind: build_socket(rectify(scan, template_plan(kind, scan)).rectified_limb(),
+                               SocketSpec(socket_type=kind, **system)) for kind, system in SYSTEMS.items()}
+
+
+@pytest.mark.parametrize("kind", SYSTEMS)
+def test_wall_strength_completes_on_the_scan_with_its_solver_reported(sockets, kind):
+    strength = socket_wall_strength(sockets[kind], 80.0)
+    for case in ("heel_strike", "push_off"):
+        row = strength[case]
+        print(kind, case, row["peak_von_mises_mpa"], "MPa", row["max_deflection_mm"], "mm", row["solver"])
+        assert 1.0 < row["peak_von_mises_mpa"] < 60.0 and 0.1 < row["max_deflection_mm"] < 20.0
+        assert np.isfinite(row["safety_factor"])
+        # CG to its tolerance, or the exact sparse LU it falls back to (the PTB wall: CG past 300 iterations)
+        assert "iterations to relative residual" in row["solver"] or row["solver"].startswith("sparse LU")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", SYSTEMS)
+def test_interface_analysis_completes_on_the_scan_with_every_case_converged_or_said(scan, sockets, kind):
+    from socketcad.biomech.interface import Materials, analyse_interface
+    from socketcad.design import components
+
+    socket = sockets[kind]
+    liner = components.load_catalogue().liner(SYSTEMS[kind]["liner"])
+    result = analyse_interface(scan, socket.inner, liner.thickness_mm, socket.closure.kind, 80.0, 3,
+                               Materials(liner_youngs_kpa=liner.elastic_modulus_kpa, friction=liner.friction_skin))
+    cases = result.summary()["cases"]
+    assert set(cases) == {"donning", "standing", "heel_strike", "stance_rotation", "swing_pull_off"}
+    for name, case in cases.items():
+        print(kind, name, case["converged"], case["residual_ratio"], case["peak_pressure_kpa"], "kPa")
+        assert isinstance(case["converged"], bool) and case["residual_ratio"] >= 0 and case["newton_iterations"] >= 1
