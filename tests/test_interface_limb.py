@@ -41,7 +41,8 @@ def tissue(limb):
     return mesh
 
 
-def analysed(limb, tissue, template, liner_mm=6, fibular_relief_mm=None, cases=("standing",), materials=Materials()):
+def analysed(limb, tissue, template, liner_mm=6, fibular_relief_mm=None, cases=("standing",), materials=Materials(),
+             step=lambda name: None):
     """Donning and ``cases`` for a socket built from ``template`` (pin lock, locking liner)."""
     plan = template_plan(template, limb, TemplateInputs(liner_thickness_mm=liner_mm))
     if fibular_relief_mm is not None:
@@ -55,12 +56,15 @@ def analysed(limb, tissue, template, liner_mm=6, fibular_relief_mm=None, cases=(
                       adapter="lock_housing_4h")
     socket = build_socket(rectify(limb, plan).rectified_limb(), spec)
     return analyse_interface(limb, socket.inner, liner_mm, "pin_lock", 80, 3, tissue=tissue, cases=cases,
-                             materials=materials)
+                             materials=materials, step=step)
+
+
+PTB_STEPS: list[str] = []  # the progress the PTB analysis reported
 
 
 @pytest.fixture(scope="module")
 def ptb(limb, tissue):
-    return analysed(limb, tissue, "ptb", cases=("standing", "heel_strike"))
+    return analysed(limb, tissue, "ptb", cases=("standing", "heel_strike"), step=PTB_STEPS.append)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +74,10 @@ def tsb(limb, tissue):
 
 def regions(result, case):
     return {row["region"]: row for row in result.region_table(case)}
+
+
+def test_progress_is_reported_per_load_case(ptb):
+    assert PTB_STEPS == ["donning", "standing (1 of 2 load cases)", "heel strike (2 of 2 load cases)"]
 
 
 def test_every_step_converges(ptb, tsb):

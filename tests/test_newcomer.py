@@ -51,6 +51,8 @@ def test_readme_commands_work_as_written(cli, tmp_path, monkeypatch):
                 "-o", socket)
     assert built.code == 0, built.stderr
     assert socket.exists()
+    (tmp_path / "a-file").write_text("")
+    one_line_refusal(cli("inspect", SCAN, "--csv", tmp_path / "a-file" / "profile.csv"), "cannot make the folder")
     monkeypatch.setenv("SOCKETCAD_DATA", str(tmp_path / "store"))
     assert cli("case", "new", "R-1", "--level", "transtibial", "--side", "right").code == 0
     added = cli("scan", "add", "R-1", SCAN)

@@ -524,7 +524,8 @@ def analyze(
     side: Optional[str] = SideOption,
     anterior: Optional[str] = AnteriorOption,
     level: Optional[str] = LevelOption,
-    force: bool = ForceOption,
+    force: bool = typer.Option(False, "--force", help="Go on with a shape outside the human range, or a socket whose "
+                                                      "sheet names another limb."),
 ) -> None:
     """Predict interface pressure and shear: donning, standing, heel strike, stance rotation, swing pull-off."""
     from socketcad.anatomy.landmarks import locate_landmarks
@@ -609,7 +610,7 @@ def print_interface(summary: dict) -> None:
         "compare with measured pressures; the tolerance flags use the peak")
     say(f"penalty contact stiffness {summary['penalty_stiffness_mpa_per_mm']:g} MPa/mm; {summary['dofs']} dofs")
     for note in summary["notes"]:
-        if note.startswith((FITTED_NOTE, "tissue mesh")):
+        if note.startswith((FITTED_NOTE, "tissue mesh", "--force", "the sheet or the limb")):
             say(note)
     say("validated: " + "; ".join(summary["validated"]))
     say("estimates: " + "; ".join(summary["estimates"]))
@@ -1059,9 +1060,10 @@ def check_output(path: Path, allowed: tuple[str, ...]) -> str:
     """An output path's format, checked before any slow work: a known extension; its folder is made."""
     fmt = io.file_format(path, allowed)
     folder = Path(path).parent
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"{path}: {folder} is a file, not a folder; give another output path")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission
+        raise InputError(f"{path}: cannot make the folder {folder} ({exc.strerror}); give another output path") from None
     return fmt
 
 

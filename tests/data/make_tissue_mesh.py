@@ -1,23 +1,28 @@
-"""Make the tissue mesh the limb tests share (tests/data/tissue): run it when the sample limb, its bones
-or the meshing change, and commit the new file (the tests name the one they expect).
+"""Make the tissue meshes the limb tests share (tests/data/tissue): run it when a sample limb, its bones,
+the bone fit or the meshing change, and commit the new files (the tests name the ones they expect).
 
-    .venv/bin/python tests/data/make_tissue_mesh.py
+    .venv/bin/python tests/data/make_tissue_mesh.py      (makes the missing ones; delete a file to make it anew)
 
-fTetWild's meshes differ from run to run, so the limb tests read this one file rather than make their
-own: their figures are then the same on every machine and every run."""
+fTetWild's meshes differ from run to run, so the limb tests read these files rather than make their
+own: their figures are then the same on every machine and every run. The OpenLimbTT mean carries its
+bones (test_interface_limb.py); the AmpScan scan has none and gets the mean's fitted (test_realscan.py)."""
 
 from pathlib import Path
 
+from socketcad.anatomy.bone_fit import with_mean_bones
 from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import CaptureOptions, load_limb
-from socketcad.biomech.mesh import tissue_key, tissue_mesh
+from socketcad.biomech.mesh import DEFAULT_EDGE_MM, tissue_key, tissue_mesh
 
 FOLDER = Path(__file__).parent / "tissue"
-SAMPLE = "sample:openlimb-tt-mean"
+LIMBS = {"sample:openlimb-tt-mean": CaptureOptions(), "sample:ampscan-tt-scan": CaptureOptions(side="right")}
 
 if __name__ == "__main__":
-    limb = locate_landmarks(load_limb(SAMPLE, CaptureOptions()))
-    for stale in FOLDER.glob("tissue-*.npz"):
+    limbs = [locate_landmarks(load_limb(source, options)) for source, options in LIMBS.items()]
+    wanted = {FOLDER / f"tissue-{tissue_key(limb if limb.bones else with_mean_bones(limb), DEFAULT_EDGE_MM)}.npz"
+              for limb in limbs}
+    for stale in set(FOLDER.glob("tissue-*.npz")) - wanted:  # kept meshes stay: their tests' figures with them
         stale.unlink()
-    mesh = tissue_mesh(limb, cache=FOLDER)
-    print(f"{FOLDER / f'tissue-{tissue_key(limb, mesh.edge_mm)}.npz'}: {mesh.notes[0]}")
+    for limb in limbs:
+        mesh = tissue_mesh(limb, cache=FOLDER)  # read if kept, else made and written
+        print(f"{limb.source}: {mesh.notes[0]}")

@@ -81,8 +81,8 @@ class Limb:
         """InputError when the anterior direction is only a placeholder: ``what`` would be placed on a guess."""
         if not self.anterior_known:
             raise InputError(f"{self.source}: the anterior direction is unknown (no bones to find it), so {what} "
-                             "would be placed on a guess; check the landmarks and give --anterior X,Y,Z "
-                             "(the front of the limb in the file's coordinates)")
+                             "would be placed on a guess; give --anterior X,Y,Z (the front of the limb in the file's "
+                             "coordinates; a clinic's scan: 'socketcad scan add CASE FILE --anterior X,Y,Z')")
 
     def named_level(self, name: str) -> float:
         """Height (mm above the distal end) of a named level: distal, brim, a file level or a landmark."""

@@ -20,7 +20,10 @@ from socketcad.geometry import deform, intersect, measure
 from socketcad.geometry.memo import per_mesh
 
 CIRCLE_SEGMENTS = 96  # 0.05 % radius error for circular holes and discs
-CUT_MERGE_MM = 1e-3  # cut points closer than this are one
+# Cut points closer than this are one. 1 um left rim edges of 3-10 um on the IC socket of the OpenLimbTF
+# mean whose outer ends came out in the other order (the strip twisted: 2 crossing face pairs); 0.1 mm
+# merged enough to fold other strips there.
+CUT_MERGE_MM = 0.02
 SPLIT_CLEARANCE_MM = 2e-3  # no vertex this near the plane that splits a shell (where one can)
 FOLD_AREA_RATIO = 0.3  # an offset face this much smaller than its source is near a fold
 BRIDGE_PASSES = 8
