@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 import trimesh
 from rich.console import Console
-from rich.table import Table
 from scipy.spatial.transform import Rotation
 from trimesh.registration import icp
 
-from timing import seconds
+from timing import report, seconds
 
 from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import CaptureOptions, load_limb
@@ -59,15 +58,12 @@ def main() -> int:
     ours, (matrix, rms, mirror_rms) = seconds(lambda: register(baseline, later), 5)
     theirs, (_, _, cost) = seconds(lambda: icp(points, band, initial=np.eye(4), threshold=1e-6, max_iterations=40,
                                                scale=False, reflection=False), 5)
-    table = Table(title="follow-up registration, AmpScan scan in a random pose (median of 5)")
-    for column in ("faces", "band points", "trimesh icp, 1 start s", "its RMS mm", "socketcad s",
-                   "RMS mm", "mirror RMS mm", "socketcad / trimesh"):
-        table.add_column(column, justify="right")
-    table.add_row(f"{len(later.skin.faces):,}", f"{len(points):,}", f"{theirs:.3f}", f"{np.sqrt(cost):.3f}",
-                  f"{ours:.3f}", f"{rms:.4f}", f"{mirror_rms:.2f}", f"{ours / theirs:.2f}")
-    console.print(table)
-    console.print(f"registration {ours:.3f} s (target < {TARGET_SECONDS:g} s): "
-                  + ("met" if ours < TARGET_SECONDS else "NOT met"))
+    report(console, "follow-up registration, AmpScan scan in a random pose (median of 5)",
+           ("faces", "band points", "trimesh icp, 1 start s", "its RMS mm", "socketcad s", "RMS mm", "mirror RMS mm",
+            "socketcad / trimesh"),
+           (f"{len(later.skin.faces):,}", f"{len(points):,}", f"{theirs:.3f}", f"{np.sqrt(cost):.3f}", f"{ours:.3f}",
+            f"{rms:.4f}", f"{mirror_rms:.2f}", f"{ours / theirs:.2f}"),
+           "registration", ours, TARGET_SECONDS)
     return 0
 
 

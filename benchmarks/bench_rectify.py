@@ -9,14 +9,13 @@ Laplacian matrices) that later plans on the same limb reuse. Target: under 0.2 s
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from dataclasses import replace
 
 import trimesh
 from rich.console import Console
-from rich.table import Table
+
+from timing import report, seconds
 
 from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import load_limb
@@ -57,30 +56,18 @@ def big_limb():
     return replace(limb, skin=trimesh.Trimesh(vertices, faces, process=False, validate=False))
 
 
-def seconds(function, repeats: int = 1) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> int:
     console = Console(width=150)
     limb = big_limb()
     plan = plan_from_dict(PLAN)
-    baseline = seconds(lambda: trimesh.Trimesh(limb.skin.vertices, limb.skin.faces, process=False).vertex_normals, 5)
-    first = seconds(lambda: rectify(limb, plan))
-    again = seconds(lambda: rectify(limb, plan), 7)
-    table = Table(title=f"rectify: {len(plan.modifications)}-modification plan (median of 7 after the first)")
-    for column in ("vertices", "faces", "trimesh vertex normals s", "first s", "rectify s", "rectify / baseline"):
-        table.add_column(column, justify="right")
-    table.add_row(f"{len(limb.skin.vertices):,}", f"{len(limb.skin.faces):,}", f"{baseline:.3f}", f"{first:.3f}",
-                  f"{again:.3f}", f"{again / baseline:.1f}")
-    console.print(table)
-    console.print(f"10-modification plan {again:.3f} s (target < {TARGET_SECONDS:g} s): "
-                  + ("met" if again < TARGET_SECONDS else "NOT met"))
+    baseline, _ = seconds(lambda: trimesh.Trimesh(limb.skin.vertices, limb.skin.faces, process=False).vertex_normals, 5)
+    first, _ = seconds(lambda: rectify(limb, plan))
+    again, _ = seconds(lambda: rectify(limb, plan), 7)
+    report(console, f"rectify: {len(plan.modifications)}-modification plan (median of 7 after the first)",
+           ("vertices", "faces", "trimesh vertex normals s", "first s", "rectify s", "rectify / baseline"),
+           (f"{len(limb.skin.vertices):,}", f"{len(limb.skin.faces):,}", f"{baseline:.3f}", f"{first:.3f}",
+            f"{again:.3f}", f"{again / baseline:.1f}"),
+           "10-modification plan", again, TARGET_SECONDS)
     return 0
 
 

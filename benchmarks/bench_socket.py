@@ -16,13 +16,12 @@ import sys
 
 import manifold3d
 from rich.console import Console
-from rich.table import Table
 
 from dataclasses import replace
 
 import trimesh
 
-from timing import seconds
+from timing import report, seconds
 
 from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import load_limb
@@ -53,14 +52,12 @@ def main() -> int:
     low, high = socket.solid.bounds
     cube = manifold3d.Manifold.cube(tuple(high - low)).translate(tuple(low + 0.5 * (high - low)))
     baseline, _ = seconds(lambda: solid.from_manifold(body + cube), 3)
-    table = Table(title="socket build (median of 5)")
-    for column in ("model vertices", "socket faces", "crossing face pairs", "one boolean s", "build s", "build / boolean"):
-        table.add_column(column, justify="right")
     crossings = len(self_intersections(socket.solid))  # not timed: the result must be a clean solid, not only fast
-    table.add_row(f"{len(model.skin.vertices):,}", f"{len(socket.solid.faces):,}", f"{crossings}", f"{baseline:.2f}",
-                  f"{build:.2f}", f"{build / baseline:.1f}")
-    console.print(table)
-    console.print(f"socket build {build:.2f} s (target < {TARGET_SECONDS:g} s): " + ("met" if build < TARGET_SECONDS else "NOT met"))
+    report(console, "socket build (median of 5)",
+           ("model vertices", "socket faces", "crossing face pairs", "one boolean s", "build s", "build / boolean"),
+           (f"{len(model.skin.vertices):,}", f"{len(socket.solid.faces):,}", f"{crossings}", f"{baseline:.2f}",
+            f"{build:.2f}", f"{build / baseline:.1f}"),
+           "socket build", build, TARGET_SECONDS, digits=2)
     return 0
 
 

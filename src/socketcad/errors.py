@@ -36,13 +36,19 @@ def field_path(location: tuple, tags: tuple[str, ...] = ()) -> str:
     return path
 
 
-def every_error(exc, tags: tuple[str, ...] = ()) -> str:
-    """pydantic's errors as one line, each with its field: 'modifications[2].depth_mm: ...; name: ...'."""
+def every_error(exc, tags: tuple[str, ...] = (), problem=None) -> str:
+    """pydantic's errors as one line, each with its field: 'modifications[2].depth_mm: ...; name: ...'.
+
+    problem: a record's own wording of one error (pydantic's error dict -> str), or None to word it so.
+    """
     problems = []
     for error in exc.errors():
-        where = field_path(error["loc"], tags)
-        message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append(f"{where}: {message}" if where else message)
+        worded = problem(error) if problem is not None else None
+        if worded is None:
+            where = field_path(error["loc"], tags)
+            message = str(error["msg"]).removeprefix("Value error, ")
+            worded = f"{where}: {message}" if where else message
+        problems.append(worded)
     return "; ".join(dict.fromkeys(problems))  # a union's branches can repeat one problem
 
 

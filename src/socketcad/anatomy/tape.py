@@ -30,7 +30,7 @@ from scipy.interpolate import CubicHermiteSpline, PchipInterpolator
 
 from socketcad.anatomy.limb import Limb
 from socketcad.anatomy.samples import get_sample, is_sample
-from socketcad.errors import InputError, field_path, validated
+from socketcad.errors import InputError, every_error, field_path, validated
 from socketcad.geometry import io, measure
 from socketcad.geometry.frame import Frame
 from socketcad.geometry.units import UnitChoice
@@ -180,11 +180,11 @@ def parse_tape(data: object, source: str = "tape measures") -> TapeMeasures:
 
 def _one_line(exc: ValidationError) -> str:
     """Every pydantic error as 'field[index]: message', on one line."""
-    return "; ".join(dict.fromkeys(_problem(error) for error in exc.errors()))
+    return every_error(exc, problem=_problem)
 
 
 def _problem(error: dict) -> str:
-    """One pydantic error as 'field[index]: message'."""
+    """One pydantic error as 'field[index]: message', in the tape's words."""
     message = str(error["msg"]).removeprefix("Value error, ")
     path = field_path(error["loc"])
     if error["type"] == "extra_forbidden":

@@ -60,6 +60,7 @@ class WallStrength:
     notes: tuple[str, ...]
     peak_von_mises_at_clamp_mpa: float  # every quadrature point: includes the clamp-edge singularity
     clamp_band_mm: float
+    solver: str  # which solver and how it converged (CG iterations to its tolerance, or the direct fallback)
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,7 +141,7 @@ def analyse_wall(
     )
     return WallStrength(
         peak_mpa, deflection_mm, safety, solution.dofs, solution.elements, solution.seconds, notes,
-        peak_at_clamp_mpa, float(clamp_band_mm),
+        peak_at_clamp_mpa, float(clamp_band_mm), solution.solver,
     )
 
 

@@ -90,7 +90,7 @@ def socket_wall_strength(socket: Socket, body_mass_kg: float) -> dict:
                              "max_deflection_mm": round(check.max_deflection_mm, 3),
                              "safety_factor": round(check.safety_factor, 2), "dofs": int(check.dofs),
                              "seconds": round(check.seconds, 1), "load_source": case.source,
-                             "solver": next(n for n in check.notes if n.startswith("solver: ")).removeprefix("solver: ")}
+                             "solver": check.solver}
     result["validated"] = "FE verified against beam theory and mesh convergence (tests); see biomech.structure"
     result["estimates"] = ("boundary conditions (distal block clamped), load transfer (traction on the inner surface), "
                            "ISO load-line offsets, printed-material strength; the adapter and bolts are not modelled")

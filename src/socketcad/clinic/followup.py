@@ -55,13 +55,13 @@ def register(baseline: Limb, later: Limb) -> tuple[np.ndarray, float, float]:
     other limb, whatever the frames' y.
     """
     lower, upper = _band(baseline)
-    target_mask = (baseline.skin.vertices[:, 2] > lower) & (baseline.skin.vertices[:, 2] < upper)
+    target_mask = _band_mask(baseline.skin.vertices, lower, upper)
     # the faces touching the band, so that every point in it has its own faces to fit to
     band = baseline.skin.submesh([np.flatnonzero(target_mask[baseline.skin.faces].any(axis=1))], append=True)
     target = registration.PlaneTarget(band)
 
     def in_band(points: np.ndarray) -> np.ndarray:
-        return (points[:, 2] > lower) & (points[:, 2] < upper)
+        return _band_mask(points, lower, upper)
 
     near = _in_band(later.skin.vertices, lower - 30.0, upper + 30.0)  # the part that can land on the band
     fits = {mirrored: registration.align_about_axis(near * ([-1.0, 1.0, 1.0] if mirrored else 1.0), target, in_band,
@@ -162,8 +162,12 @@ def _band(limb: Limb) -> tuple[float, float]:
     return level - below, min(level + above, float(limb.skin.vertices[:, 2].max()) - TOP_CLEARANCE_MM)
 
 
+def _band_mask(points: np.ndarray, lower: float, upper: float) -> np.ndarray:
+    return (points[:, 2] > lower) & (points[:, 2] < upper)
+
+
 def _in_band(points: np.ndarray, lower: float, upper: float) -> np.ndarray:
-    inside = points[(points[:, 2] > lower) & (points[:, 2] < upper)]
+    inside = points[_band_mask(points, lower, upper)]
     if len(inside) < 50:
         raise _not_reaching()
     return inside

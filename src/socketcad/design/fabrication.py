@@ -32,11 +32,12 @@ def output_paths(stl_path: Path) -> dict[str, Path]:
 def check_built_for(sheet: dict, limb, where: str) -> str | None:
     """InputError if the sheet (``where``) records a limb other than ``limb`` (their skins' fingerprints);
     a note when either does not record one (sheets from before they did, limbs not read from a file)."""
-    recorded = (sheet.get("limb") or {}).get("fingerprint") if isinstance(sheet.get("limb"), dict) else None
+    made_for = sheet.get("limb")
+    recorded = made_for.get("fingerprint") if isinstance(made_for, dict) else None
     if not recorded or not limb.fingerprint:
         return "the sheet or the limb does not record which limb the socket was made for: not checked"
     if recorded != limb.fingerprint:
-        raise InputError(f"{where}: the socket was built for another limb ({sheet['limb'].get('source')}, read "
+        raise InputError(f"{where}: the socket was built for another limb ({made_for.get('source')}, read "
                          f"with other options or another file) than {limb.source}; give the limb and options it "
                          "was built from, or --force to analyse it anyway")
     return None

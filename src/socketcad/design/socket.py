@@ -29,7 +29,7 @@ from socketcad.design import components
 from socketcad.design.plan import plan_from_dict
 from socketcad.design.rectify import rectify
 from socketcad.design.trimline import LEVEL_OF, Trimline, default_trimline, fit_below_brim, trim_level
-from socketcad.errors import InputError, field_path, validated
+from socketcad.errors import InputError, every_error, validated
 from socketcad.geometry import deform, solid
 
 SPEC_VERSION = 1
@@ -75,15 +75,14 @@ def _spec_problems(exc) -> str:
     catalogue = components.load_catalogue()
     known = {"liner": catalogue.liners, "closure": catalogue.closures, "adapter": catalogue.adapters,
              "material": catalogue.materials}
-    problems = []
-    for error in exc.errors():
+
+    def missing_component(error: dict) -> str | None:
         name = str(error["loc"][0]) if error["loc"] else ""
-        if error["type"] == "missing" and name in known:
-            problems.append(f"{name}: required, one of {', '.join(part.id for part in known[name])} "
-                            "(see 'socketcad catalogue')")
-        else:
-            problems.append(f"{field_path(error['loc'])}: {str(error['msg']).removeprefix('Value error, ')}")
-    return "; ".join(problems)
+        if error["type"] != "missing" or name not in known:
+            return None
+        return f"{name}: required, one of {', '.join(part.id for part in known[name])} (see 'socketcad catalogue')"
+
+    return every_error(exc, problem=missing_component)
 
 
 @dataclass(frozen=True)

@@ -135,16 +135,20 @@ def _room_mm(trimline: Trimline, limb: Limb, samples: np.ndarray) -> np.ndarray 
     return np.interp(samples, angles, brim_height, period=2.0 * np.pi) - BRIM_MARGIN_MM - trimline_curve(trimline, limb)(samples)
 
 
+def _gap(angles: np.ndarray, angle: float) -> np.ndarray:
+    """The unsigned angle (radians, 0..pi) from each of ``angles`` to ``angle``, the short way round."""
+    return np.abs(np.angle(np.exp(1j * (np.asarray(angles) - angle))))
+
+
 def _nearest_point(trimline: Trimline, angle: float) -> TrimPoint:
-    gaps = np.abs(np.angle(np.exp(1j * (np.radians([p.angle_deg for p in trimline.points]) - angle))))
-    return trimline.points[int(np.argmin(gaps))]
+    return trimline.points[int(np.argmin(_gap(np.radians([p.angle_deg for p in trimline.points]), angle)))]
 
 
 def _lowered(trimline: Trimline, name: str, limb: Limb) -> float:
     """The highest offset (mm, to 0.5 mm) of point ``name`` at which the trimline fits below the brim
     near it: the spline spreads a point's change over its neighbours, so it is sought, not subtracted."""
     point = next(p for p in trimline.points if p.name == name)
-    near = np.abs(np.angle(np.exp(1j * (SAMPLES - np.radians(point.angle_deg))))) < np.radians(45.0)
+    near = _gap(SAMPLES, np.radians(point.angle_deg)) < np.radians(45.0)
 
     def fits(offset: float) -> bool:
         return _room_mm(trimline.with_offsets({name: offset}), limb, SAMPLES[near]).min() >= 0.0
@@ -179,9 +183,8 @@ def fit_below_brim(trimline: Trimline, limb: Limb, given: set[str] = frozenset()
     for point, angle in zip(trimline.points, angles):
         if point.name in given:
             continue
-        gaps = np.abs(np.angle(np.exp(1j * (angles - angle))))
-        half = 0.5 * np.sort(gaps)[1]
-        around = np.abs(np.angle(np.exp(1j * (SAMPLES - angle)))) <= half
+        half = 0.5 * np.sort(_gap(angles, angle))[1]  # half-way to the nearer neighbour
+        around = _gap(SAMPLES, angle) <= half
         excess = float(curve(angle)) - float(ceiling[around].min()) + LOWERED_CLEARANCE_MM
         if excess > 0.0:
             offsets[point.name] = point.offset_mm - np.ceil(excess)

@@ -146,24 +146,24 @@ def anterior_from_brim(brim_points: np.ndarray, min_tilt: float = 0.08) -> np.nd
     return direction / norm if norm > 0 else None
 
 
-def section_radii(closed: trimesh.Trimesh, frame: Frame, heights_mm: np.ndarray,
+def section_radii(sections: list[np.ndarray], turn_rad: float = 0.0,
                   step_deg: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     """Radius functions of cross-sections about their area centroids.
 
-    closed: a capped surface in input coordinates; sections at ``heights_mm`` (k,) along the frame's z.
-    Returns the angles (m,) in radians from the frame's x towards y and the radii (k', m) in mm of the
-    sections with a boundary (the farthest boundary point in each angular bin, empty bins interpolated).
+    sections: (k, 2, 2) oriented x-y segments per section (``measure.section_segments``); their angles
+    are counted from the direction ``turn_rad`` (radians from x towards y). Returns the angles (m,) in
+    radians and the radii (k', m) in mm of the sections with a boundary (the farthest boundary point in
+    each angular bin, empty bins interpolated).
     """
-    from socketcad.geometry.measure import section_segments
-
     angles = np.radians(np.arange(0.0, 360.0, step_deg))
     rows = []
-    for segments in section_segments(closed, heights_mm, frame.rotation, frame.origin):
+    for segments in sections:
         if len(segments) < 8:
             continue
         centre = np.array(_area_centroid(segments))
         points = np.vstack([segments[:, 0], segments.mean(axis=1)]) - centre
-        bins = (np.degrees(np.arctan2(points[:, 1], points[:, 0])) % 360.0 // step_deg).astype(int) % len(angles)
+        turned = np.degrees(np.arctan2(points[:, 1], points[:, 0]) - turn_rad)
+        bins = (turned % 360.0 // step_deg).astype(int) % len(angles)
         radius = np.zeros(len(angles))
         np.maximum.at(radius, bins, np.hypot(points[:, 0], points[:, 1]))
         filled = radius > 0
@@ -209,24 +209,24 @@ def shape_reference(skin: trimesh.Trimesh, axis: np.ndarray, top_mm: float) -> t
     The apex (``apex_direction``) of the sections from 10 % to 60 % of ``top_mm`` (the lowest brim
     point above the distal end): on a transtibial limb the shank's rounded triangle points anterior
     over the tibial crest, but its three corners are alike, so it is a hypothesis to check, not a
-    finding. Found twice, the second time in the frame of the first, so that the angular sampling
+    finding. Found twice, the second time counted from the first, so that the angular sampling
     itself does not depend on the pose. Returns the unit direction (3,) in input coordinates and the
     apex's asymmetry score (see ``apex_direction``).
     """
-    from socketcad.geometry.measure import capped
+    from socketcad.geometry.measure import capped, section_segments
 
-    closed = capped(skin)
-    heights = np.linspace(0.1, 0.6, 26) * top_mm
-    direction = fallback_anterior(axis)
-    score = 1.0
-    for _ in range(2):
-        frame = build_frame(skin, axis, direction)
-        angles, radii = section_radii(closed, frame, heights)
-        if len(radii) < 3:
-            return direction, 1.0
-        angle, score = apex_direction(angles, radii)
-        direction = frame.rotation[:2].T @ np.array([np.cos(angle), np.sin(angle)])
-    return unit(direction, "shape reference"), score
+    frame = build_frame(skin, axis, fallback_anterior(axis))
+    sections = section_segments(capped(skin), np.linspace(0.1, 0.6, 26) * top_mm, frame.rotation, frame.origin)
+    angles, radii = section_radii(sections)
+    if len(radii) < 3:
+        return frame.rotation[1], 1.0
+    first, _ = apex_direction(angles, radii)
+    # looked at again from a frame whose y is the first apex (its x a quarter turn before it): the same
+    # sections turned, not cut again
+    turn = first - 0.5 * np.pi
+    second, score = apex_direction(*section_radii(sections, turn))
+    angle = turn + second
+    return unit(frame.rotation[:2].T @ np.array([np.cos(angle), np.sin(angle)]), "shape reference"), score
 
 
 def centreline_axis(

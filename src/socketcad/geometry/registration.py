@@ -74,8 +74,7 @@ def icp_point_to_plane(source: np.ndarray, target: PlaneTarget, initial: np.ndar
     """
     matrix = np.asarray(initial, dtype=np.float64)
     for _ in range(iterations):
-        moved = trimesh.transform_points(source, matrix)
-        moved = moved[select(moved)]
+        moved = _selected(source, matrix, select)
         if len(moved) < min_points:
             return Fit(matrix, float("inf"), len(moved))
         residual, points, normals = target.residuals(moved)
@@ -85,12 +84,17 @@ def icp_point_to_plane(source: np.ndarray, target: PlaneTarget, initial: np.ndar
         matrix = update @ matrix
         if size < 1e-7:
             break
-    moved = trimesh.transform_points(source, matrix)
-    moved = moved[select(moved)]
+    moved = _selected(source, matrix, select)
     if len(moved) < min_points:
         return Fit(matrix, float("inf"), len(moved))
     residual = target.residuals(moved)[0]
     return Fit(matrix, float(np.sqrt(np.mean(residual ** 2))), len(moved))
+
+
+def _selected(source: np.ndarray, matrix: np.ndarray, select: Selector) -> np.ndarray:
+    """The points of ``source`` (n, 3) moved by ``matrix`` (4, 4) that ``select`` keeps."""
+    moved = trimesh.transform_points(source, matrix)
+    return moved[select(moved)]
 
 
 def align_about_axis(source: np.ndarray, target: PlaneTarget, select: Selector,
@@ -121,16 +125,13 @@ def refine_on_surface(source: np.ndarray, surface: trimesh.Trimesh, initial: np.
     """Point-to-plane ICP of ``source`` (n, 3) onto the exact ``surface`` (closest points on its faces,
     not its vertices), from ``initial`` (4, 4): the last step, exact to the surface itself."""
     matrix = np.asarray(initial, dtype=np.float64)
-    distance = np.full(1, np.inf)
     for _ in range(iterations):
-        moved = trimesh.transform_points(source, matrix)
-        moved = moved[select(moved)]
-        closest, distance, face = solid.closest_faces(surface, moved)
+        moved = _selected(source, matrix, select)
+        closest, _, face = solid.closest_faces(surface, moved)
         update, size = rigid_step(moved, closest, surface.face_normals[face])
         matrix = update @ matrix
         if size < 1e-9:
             break
-    moved = trimesh.transform_points(source, matrix)
-    moved = moved[select(moved)]
+    moved = _selected(source, matrix, select)
     _, distance, _ = solid.closest_faces(surface, moved)
     return Fit(matrix, float(np.sqrt(np.mean(distance ** 2))), len(moved))
