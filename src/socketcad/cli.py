@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -20,7 +21,7 @@ from typing import Iterator, Optional
 import numpy as np
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -28,7 +29,7 @@ from socketcad.anatomy.limb import CaptureOptions, Limb, load_limb
 from socketcad.anatomy.measures import LimbMeasures, measure_limb
 from socketcad.anatomy.samples import SAMPLES
 from socketcad.design.components import parse_k_level
-from socketcad.errors import InputError, SocketcadError
+from socketcad.errors import InputError, SocketcadError, printable
 from socketcad.geometry import io, measure
 from socketcad.geometry.units import UNITS
 
@@ -309,11 +310,12 @@ def rectify(
         plan = template_plan(template, limb, inputs)
     result = apply_plan(limb, plan)
     summary = rectification_summary(result)  # everything computed before the first file is written
-    io.write_mesh(result.skin, output)
-    if report is not None:
-        write_deviation_csv(result, report)
-    if save_plan is not None:
-        write_plan(plan, save_plan)
+    with io.all_or_none():
+        io.write_mesh(result.skin, output)
+        if report is not None:
+            write_deviation_csv(result, report)
+        if save_plan is not None:
+            write_plan(plan, save_plan)
     print_rectification(result, summary, as_json)
     if not as_json:
         say(f"wrote {output}" + (f", {report}" if report else "") + (f", {save_plan}" if save_plan else ""))
@@ -361,7 +363,7 @@ def build(
         raise InputError(f"{output}: the socket is written as .stl (with .3mf, -inner.aop and -sheet.json beside it)")
     for path in output_paths(output).values():
         check_output(path, (path.suffix.lstrip("."),))
-    fields = dict(io.read_data_file(spec_file, "socket spec")) if spec_file is not None else {}
+    fields = io.read_mapping_file(spec_file, "socket spec", "socket_type: tsb, liner: ...") if spec_file is not None else {}
     if not isinstance(fields, dict):
         raise InputError(f"{spec_file}: a socket spec is a mapping of fields")
     chosen_type = socket_type or fields.get("socket_type") or (template.lower() if template else None)
@@ -684,7 +686,7 @@ def case_show(
         say(f"  evaluation {evaluation['id']}: {evaluation['k_level']}, sensitive: "
             f"{', '.join(evaluation['sensitive_areas']) or 'none'}")
     for made in record["fabrications"]:
-        say(f"  fabrication {made['id']}: {made['stage']} socket of revision {made['revision']} in {made['material']} by {escape(made['lab'])}")
+        say(f"  fabrication {made['id']}: {made['stage']} socket of revision {made['revision']} in {made['material']} by {made['lab']}")
     for fitting in record["fittings"]:
         child = f" -> revision {fitting['child_revision']}" if fitting["child_revision"] else ""
         say(f"  fitting {fitting['id']} of revision {fitting['revision']}: comfort {fitting['comfort']}/10{child}")
@@ -737,7 +739,7 @@ def design_revision(
 
     if (template is None) == (plan_file is None):
         raise InputError("give one of --template NAME or --plan FILE")
-    fields = dict(io.read_data_file(spec_file, "socket spec")) if spec_file is not None else {}
+    fields = io.read_mapping_file(spec_file, "socket spec", "socket_type: tsb, liner: ...") if spec_file is not None else {}
     fields.update({k: v for k, v in {"liner": liner, "closure": closure, "adapter": adapter}.items() if v is not None})
     fields.setdefault("socket_type", template)
     if "adapter" not in fields and fields.get("closure"):
@@ -813,7 +815,7 @@ def evaluate_case(
     """Record an evaluation (step 1). The newest one's sensitive areas are relieved by the design templates."""
     from socketcad.clinic.records import evaluate
 
-    fields = dict(io.read_data_file(form, "evaluation")) if form is not None else {}
+    fields = io.read_mapping_file(form, "evaluation", "k_level: K3, history: ...") if form is not None else {}
     given = {"k_level": k_level, "mobility_grade": mobility_grade, "history": history, "limb_condition": limb_condition,
              "skin": skin, "lifestyle": lifestyle, "goals": goals}
     fields.update({name: value for name, value in given.items() if value is not None})
@@ -1011,17 +1013,18 @@ def demo(
         raise InputError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
     limb = load(sample, CaptureOptions())
     measures = measure_limb(limb)
-    write_limb(limb, out_dir / "limb.stl", "stl")
-    write_limb(limb, out_dir / "limb.3mf", "3mf")
-    write_limb(limb, out_dir / "limb.aop", "aop")
-    write_profile_csv(measures, out_dir / "profile.csv")
-    io.write_atomic(
-        out_dir / "measures.json",
-        lambda tmp: tmp.write_text(json.dumps(limb_summary(limb) | measures.as_dict(), indent=2)),
-    )
     socket, reasons = demo_socket(limb)
     sheet = fabrication_sheet(socket)
-    paths = write_socket_outputs(socket, out_dir / "socket.stl", sheet)
+    with io.all_or_none():
+        write_limb(limb, out_dir / "limb.stl", "stl")
+        write_limb(limb, out_dir / "limb.3mf", "3mf")
+        write_limb(limb, out_dir / "limb.aop", "aop")
+        write_profile_csv(measures, out_dir / "profile.csv")
+        io.write_atomic(
+            out_dir / "measures.json",
+            lambda tmp: tmp.write_text(json.dumps(limb_summary(limb) | measures.as_dict(), indent=2)),
+        )
+        paths = write_socket_outputs(socket, out_dir / "socket.stl", sheet)
     print_measures(limb, measures)
     out.print()
     for reason in reasons:
@@ -1052,8 +1055,14 @@ def demo_socket(limb: Limb):
 
 
 def say(line: str) -> None:
-    """Print one plain line on stdout: no markup, no highlighting, never wrapped (paths stay whole)."""
-    out.print(line, markup=False, highlight=False, soft_wrap=True)
+    """Print one plain line on stdout: no markup, no highlighting, never wrapped (paths stay whole);
+    control characters from file contents escaped."""
+    out.print(printable(line), markup=False, highlight=False, soft_wrap=True)
+
+
+def escape(text: object) -> str:
+    """Text from a file or the store, safe in a rich table: markup and control characters escaped."""
+    return escape_markup(printable(text))
 
 
 def check_output(path: Path, allowed: tuple[str, ...]) -> str:
@@ -1137,13 +1146,17 @@ def _usage_error_types() -> tuple[type[Exception], ...]:
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(message, markup=False, highlight=False, soft_wrap=True)
+    err.print(printable(message), markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
 def main() -> None:
     """Entry point: run the app, turning errors into one line and an exit code."""
     usage_errors = _usage_error_types()
+    if not os.environ.get("SOCKETCAD_DEBUG"):
+        # A library's RuntimeWarning on odd input would be a second line before the error's one;
+        # what matters to the user is in the error or the result's notes.
+        warnings.simplefilter("ignore")
     try:
         code = app(standalone_mode=False)
     except SocketcadError as exc:

@@ -5,6 +5,18 @@ the web answers 4xx. Anything else escaping the library is a bug.
 """
 
 
+import re
+
+# C0 controls but tab, DEL and C1 controls: what a terminal would act on (colours, cursor moves, titles).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """``text`` with every control character written as an escape (ESC as \\x1b, a newline as \\n),
+    so that what a file holds can be shown on a terminal and stays one line."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], str(text))
+
+
 class SocketcadError(Exception):
     """Base of every error socketcad raises on purpose."""
 
@@ -48,7 +60,7 @@ def every_error(exc, tags: tuple[str, ...] = (), problem=None) -> str:
             where = field_path(error["loc"], tags)
             message = str(error["msg"]).removeprefix("Value error, ")
             worded = f"{where}: {message}" if where else message
-        problems.append(worded)
+        problems.append(printable(worded))  # field names come from the file: a newline or ESC among them
     return "; ".join(dict.fromkeys(problems))  # a union's branches can repeat one problem
 
 

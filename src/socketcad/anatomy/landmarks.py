@@ -70,6 +70,10 @@ class Landmark:
         return replace(self, point_mm=self.point_mm * flip, normal=self.normal * flip)
 
 
+MAX_COORDINATE_MM = 2000.0  # a limb frame spans at most 1000 mm (anatomy.plausible)
+MAX_OFF_SKIN_MM = 50.0  # a landmark given in a file is snapped to the skin; farther off, it is a mistake
+
+
 def known_landmarks(level: str) -> tuple[str, ...]:
     """Landmark names for a level (both lists for an unknown level)."""
     if level == "transtibial":
@@ -96,7 +100,13 @@ def locate_landmarks(
                  for name, mark in marks.items()}
     if checked:
         names = list(checked)
-        points, normals = _on_skin(limb.skin, np.array([checked[n] for n in names]))
+        given = np.array([checked[n] for n in names])
+        points, normals = _on_skin(limb.skin, given)
+        off = np.linalg.norm(points - given, axis=1)
+        if off.max() > MAX_OFF_SKIN_MM:
+            worst = names[int(np.argmax(off))]
+            raise InputError(f"landmark '{worst}' is {off.max():.0f} mm off the skin (at most {MAX_OFF_SKIN_MM:g} mm): "
+                             "give it in the limb frame, mm (see 'socketcad landmarks FILE')")
         for name, point, normal in zip(names, points, normals):
             marks[name] = Landmark(name, point, normal, "file")
     return replace(limb, landmarks=marks)
@@ -117,8 +127,11 @@ def _xyz(value, what: str) -> list[float]:
         xyz = [float(v) for v in value]
     except (TypeError, ValueError):
         xyz = []
-    if len(xyz) != 3 or not np.all(np.isfinite(xyz)) or isinstance(value, (str, bytes, dict)):
-        raise InputError(f"{what} must be three numbers [x, y, z] in mm (limb frame), not {value!r}")
+    if (len(xyz) != 3 or not np.all(np.isfinite(xyz)) or isinstance(value, (str, bytes, dict))
+            or max(map(abs, xyz)) > MAX_COORDINATE_MM):
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise InputError(f"{what} must be three numbers [x, y, z] in mm (limb frame, each within "
+                         f"+/-{MAX_COORDINATE_MM:g}), not {shown}")
     return xyz
 
 

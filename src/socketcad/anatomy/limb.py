@@ -11,14 +11,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import trimesh
 
 from socketcad.anatomy.bones import label_bones
 from socketcad.anatomy.samples import get_sample, is_sample
-from socketcad.errors import InputError
+from socketcad.errors import GeometryError, InputError
 from socketcad.geometry import aop, deform, frame as frames, io, measure, repair
 from socketcad.geometry.units import UnitChoice, choose_units, unit_scale
 
@@ -135,29 +136,42 @@ def load_limb(
     units = choose_units(float(np.ptp(mesh.vertices, axis=0).max()), options.units, options.reference_length_mm, path.name)
     mesh = trimesh.Trimesh(mesh.vertices * units.scale_to_mm, mesh.faces, process=False, validate=False)
     notes.append(f"units: {units.how}")
+    from socketcad.anatomy.plausible import check_extent  # it reads Limb from here
 
-    step("cleaning")
-    skin, bones = _clean(mesh, options, notes, path.name)
-    step("aligning")
-    level = options.level or _guess_level(bones)
-    skin_axis = _long_axis(skin, file_axes, options.keep_axis, notes)
-    # Named before the frame: the patella gives the anterior direction. The rules use only
-    # heights along the axis and sizes across it, so the names hold in the frame too.
-    bones = label_bones(bones, level, skin_axis)
-    if any(not label.startswith("bone-") for label in bones):
-        notes.append(f"bones named by position and shape: {', '.join(bones)}")
-    recorded = get_sample(str(source)).anterior if is_sample(source) else None
-    anterior, anterior_note, anterior_known = _anterior(skin, bones, skin_axis, file_axes, options, level, recorded)
-    notes.append(f"anterior: {anterior_note}")
-    frame = frames.build_frame(skin, skin_axis, anterior)
-    skin = frame.apply(skin)
-    bones = {label: frame.apply(bone) for label, bone in bones.items()}
-    side, side_note = _side(bones, file_side, options, level)
-    notes.append(f"side: {side_note}")
-    limb = Limb(skin, bones, level, side, frame, units, name, levels_mm, notes, anterior_known=anterior_known,
-                fingerprint=skin_fingerprint(skin))
-    _check_plausible(limb, options, path.name)
+    check_extent(np.asarray(mesh.vertices), path.name)
+
+    with geometry_named(path.name):  # a shape the clean-up or the frame cannot work on: the file's problem
+        step("cleaning")
+        skin, bones = _clean(mesh, options, notes, path.name)
+        step("aligning")
+        level = options.level or _guess_level(bones)
+        skin_axis = _long_axis(skin, file_axes, options.keep_axis, notes)
+        # Named before the frame: the patella gives the anterior direction. The rules use only
+        # heights along the axis and sizes across it, so the names hold in the frame too.
+        bones = label_bones(bones, level, skin_axis)
+        if any(not label.startswith("bone-") for label in bones):
+            notes.append(f"bones named by position and shape: {', '.join(bones)}")
+        recorded = get_sample(str(source)).anterior if is_sample(source) else None
+        anterior, anterior_note, anterior_known = _anterior(skin, bones, skin_axis, file_axes, options, level, recorded)
+        notes.append(f"anterior: {anterior_note}")
+        frame = frames.build_frame(skin, skin_axis, anterior)
+        skin = frame.apply(skin)
+        bones = {label: frame.apply(bone) for label, bone in bones.items()}
+        side, side_note = _side(bones, file_side, options, level)
+        notes.append(f"side: {side_note}")
+        limb = Limb(skin, bones, level, side, frame, units, name, levels_mm, notes,
+                    anterior_known=anterior_known, fingerprint=skin_fingerprint(skin))
+        _check_plausible(limb, options, path.name)
     return mirrored(limb) if options.flip_side else limb
+
+
+@contextmanager
+def geometry_named(source: str) -> Iterator[None]:
+    """GeometryError raised in the block as an InputError naming ``source``."""
+    try:
+        yield
+    except GeometryError as exc:
+        raise InputError(f"{source}: {exc}") from None
 
 
 TAPE_SUFFIXES = (".yaml", ".yml", ".json")

@@ -24,12 +24,40 @@ from socketcad.anatomy.limb import Limb
 from socketcad.errors import InputError
 from socketcad.geometry import measure
 
-__all__ = ["LENGTH_MM", "WIDTH_MM", "VOLUME_CM3", "MIN_ROUNDNESS", "implausible", "check_plausible"]
+__all__ = ["LENGTH_MM", "WIDTH_MM", "VOLUME_CM3", "MIN_ROUNDNESS", "MAX_EXTENT_MM", "MAX_COORDINATE_MM",
+           "MIN_THICKNESS_MM", "implausible", "check_plausible", "check_extent"]
 
 LENGTH_MM = (50.0, 1000.0)
 WIDTH_MM = (40.0, 350.0)
 VOLUME_CM3 = (50.0, 25000.0)
 MIN_ROUNDNESS = 0.85
+# Hard limits, checked on the raw mesh before any work and not lifted by --force: past them no step can
+# give a meaningful number (a 1e9 mm coordinate has float32 steps of 64 mm; a 1e9 mm profile needs GBs).
+# The worst units mistake, a 1 m millimetre scan read as inches (25.4 m), stays inside, refused by the
+# forceable checks above with their reason.
+MAX_EXTENT_MM = 50_000.0
+MAX_COORDINATE_MM = 1e6
+MIN_THICKNESS_MM = 1.0  # the thinnest principal spread (standard deviation) of the vertices: flat below
+
+
+def _mm(value: float) -> str:
+    return f"{value:,.0f}" if value < 1e7 else f"{value:.1e}"
+
+
+def check_extent(vertices_mm: np.ndarray, source: str) -> None:
+    """InputError if (n, 3) vertices, in mm, span more than MAX_EXTENT_MM, lie beyond MAX_COORDINATE_MM
+    or are flat (a plane has no volume to fit a socket to)."""
+    extent = float(np.ptp(vertices_mm, axis=0).max())
+    if extent > MAX_EXTENT_MM or float(np.abs(vertices_mm).max()) > MAX_COORDINATE_MM:
+        far = float(np.abs(vertices_mm).max())
+        raise InputError(f"{source}: spans {_mm(extent)} mm and reaches {_mm(far)} mm from the origin after units; "
+                         f"socketcad reads shapes up to {MAX_EXTENT_MM:,.0f} mm across within {MAX_COORDINATE_MM:,.0g} "
+                         "mm of the origin: check --units and the file")
+    sample = vertices_mm[:: max(1, len(vertices_mm) // 20000)]
+    spread = np.sqrt(np.maximum(np.linalg.eigvalsh(np.cov(sample.T)), 0.0)) if len(sample) > 3 else np.zeros(3)
+    if spread[0] < MIN_THICKNESS_MM:
+        raise InputError(f"{source}: the shape is flat ({spread[0]:.2g} mm thick across its thinnest direction); "
+                         "a limb scan is a 3-D surface: export the whole scan")
 
 
 def implausible(limb: Limb) -> list[str]:

@@ -67,7 +67,7 @@ class TapeMeasures(BaseModel):
     default SECTION_ROUNDNESS for the level.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     schema_version: int = SCHEMA_VERSION
     level: Literal["transtibial", "transfemoral"]
@@ -80,7 +80,7 @@ class TapeMeasures(BaseModel):
     ml_width_mm: float | list[float] | None = None
     distal_shape: Literal["round", "conical", "square"] = "round"
     section_roundness: float | None = Field(None, ge=0.85, le=1.0)
-    description: str | None = None
+    description: str | None = Field(None, max_length=2000)
 
     @model_validator(mode="after")
     def _consistent(self) -> "TapeMeasures":

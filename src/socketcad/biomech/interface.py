@@ -190,8 +190,9 @@ class InterfaceResult:
             with open(tmp, "wb") as handle:
                 np.savez_compressed(handle, **arrays)
 
-        io.write_atomic(paths["maps"], write_npz)
-        io.write_atomic(paths["summary"], lambda tmp: tmp.write_text(json.dumps(self.summary(), indent=2)))
+        with io.all_or_none():
+            io.write_atomic(paths["maps"], write_npz)
+            io.write_atomic(paths["summary"], lambda tmp: tmp.write_text(json.dumps(self.summary(), indent=2)))
         return paths
 
 

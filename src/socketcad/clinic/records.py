@@ -34,7 +34,7 @@ class EvaluationForm(BaseModel):
     """Step 1, as the prosthetist records it. Free text where the clinic writes prose; grades where they are
     graded: strength on the MRC scale 0-5 by muscle group, range of motion in degrees by motion."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     k_level: Literal[K_LEVELS]  # type: ignore[valid-type]
 
     @field_validator("k_level", mode="before")
@@ -46,9 +46,9 @@ class EvaluationForm(BaseModel):
     history: str = Field(default="", max_length=4000)  # cause and date of amputation, comorbidities
     limb_condition: str = Field(default="", max_length=2000)  # shape, maturity, volume stability, oedema
     skin: str = Field(default="", max_length=2000)  # integrity, scars, grafts
-    strength_mrc: dict[str, int] = Field(default_factory=dict)
-    range_of_motion_deg: dict[str, float] = Field(default_factory=dict)
-    sensitive_areas: list[str] = Field(default_factory=list)  # landmark names
+    strength_mrc: dict[str, int] = Field(default_factory=dict, max_length=50)
+    range_of_motion_deg: dict[str, float] = Field(default_factory=dict, max_length=50)
+    sensitive_areas: list[str] = Field(default_factory=list, max_length=50)  # landmark names
     lifestyle: str = Field(default="", max_length=2000)
     goals: str = Field(default="", max_length=2000)
 

@@ -106,8 +106,9 @@ def write_socket_outputs(socket: Socket, stl_path: Path, sheet: dict) -> dict[st
     inner_aop = aop.mesh_to_aop(socket.inner, n_spokes=AOP_SPOKES, slice_spacing_mm=AOP_SLICE_MM,
                                 side=socket.spec.side.upper() if socket.spec.side else "NONE",
                                 comments=("socketcad socket inner surface (rectified model + liner), mm",))
-    io.write_mesh(socket.solid, paths["stl"])
-    io.write_mesh(socket.solid, paths["3mf"], metadata=socket_metadata(socket))
-    aop.write_aop(inner_aop, paths["aop"])
-    io.write_atomic(paths["sheet"], lambda tmp: tmp.write_text(json.dumps(sheet, indent=2)))
+    with io.all_or_none():
+        io.write_mesh(socket.solid, paths["stl"])
+        io.write_mesh(socket.solid, paths["3mf"], metadata=socket_metadata(socket))
+        aop.write_aop(inner_aop, paths["aop"])
+        io.write_atomic(paths["sheet"], lambda tmp: tmp.write_text(json.dumps(sheet, indent=2)))
     return paths

@@ -32,6 +32,12 @@ FACINGS = tuple(FACING_VECTORS)
 MAX_REDUCTION_PCT = 20.0  # beyond any published socket reduction (TSB 3-9 %, DOMAIN.md)
 MAX_ENLARGEMENT_PCT = 10.0
 MAX_SLOPE = 1.0  # steepest falloff allowed: 45 degrees
+# Sizes far above any clinical plan (a template has 3-12 modifications, a reduction 3-8 points) that keep a
+# hostile plan from taking minutes: each modification is a pass over the whole skin.
+MAX_MODIFICATIONS = 100
+MAX_PROFILE_POINTS = 50
+MAX_TEXT = 2000  # characters of a label, source or assumption
+MAX_NOTES = 100  # sources or assumptions
 
 
 class _Record(BaseModel):
@@ -90,7 +96,7 @@ class Reduction(_Record):
 
     kind: Literal["reduction"]
     label: str | None = None
-    profile: list[ReductionPoint] = Field(min_length=1)
+    profile: list[ReductionPoint] = Field(min_length=1, max_length=MAX_PROFILE_POINTS)
 
     @field_validator("profile")
     @classmethod
@@ -145,12 +151,12 @@ class RectificationPlan(_Record):
     """A named, versioned set of modifications, with the sources and assumptions behind it."""
 
     schema_version: int
-    name: str = "custom"
+    name: str = Field(default="custom", max_length=200)
     level: Literal["transtibial", "transfemoral"] | None = None
     side: Literal["left", "right"] | None = None  # the limb it was made for; None: either
-    modifications: list[Modification] = Field(default_factory=list)
-    sources: list[str] = Field(default_factory=list)
-    assumptions: list[str] = Field(default_factory=list)
+    modifications: list[Modification] = Field(default_factory=list, max_length=MAX_MODIFICATIONS)
+    sources: list[Annotated[str, Field(max_length=MAX_TEXT)]] = Field(default_factory=list, max_length=MAX_NOTES)
+    assumptions: list[Annotated[str, Field(max_length=MAX_TEXT)]] = Field(default_factory=list, max_length=MAX_NOTES)
 
     @field_validator("schema_version")
     @classmethod

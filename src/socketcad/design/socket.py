@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import trimesh
@@ -56,7 +56,9 @@ class SocketSpec(BaseModel):
     k_level: int = Field(3, ge=0, le=4)
     side: Literal["left", "right"] | None = None  # if given, must match the limb
     wall_thickness_mm: float | None = Field(None, allow_inf_nan=False)  # None: the material's default for the K-level
-    trim_offsets_mm: dict[str, float] = Field(default_factory=dict)
+    # Raise (+) or lower (-) the trimline at its landmarks; beyond 150 mm it leaves the limb.
+    trim_offsets_mm: dict[str, Annotated[float, Field(ge=-150, le=150, allow_inf_nan=False)]] = Field(
+        default_factory=dict, max_length=20)
 
     @field_validator("k_level", mode="before")
     @classmethod

@@ -6,10 +6,12 @@ rectification engine (socketcad.design.rectify) builds every modification from t
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import trimesh
 from scipy import sparse
-from scipy.sparse.linalg import spsolve
+from scipy.sparse.linalg import MatrixRankWarning, spsolve
 
 from socketcad.geometry.memo import per_mesh
 from socketcad.geometry.repair import boundary_loops, triangles, triple_products
@@ -172,7 +174,12 @@ def membrane(mesh: trimesh.Trimesh, vertices: np.ndarray, region: np.ndarray, or
     fixed[free] = False
     rows = sparse.csr_matrix(rows)
     result = np.array(vertices, dtype=np.float64)
-    result[free] = spsolve(rows[:, free].tocsc(), -(rows[:, fixed] @ result[fixed]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MatrixRankWarning)
+        solved = spsolve(rows[:, free].tocsc(), -(rows[:, fixed] @ result[fixed]))
+    if not np.all(np.isfinite(solved)):  # singular: a region with no fixed vertex around it; leave it be
+        return result
+    result[free] = solved
     return result
 
 

@@ -74,6 +74,8 @@ def long_axis(skin: trimesh.Trimesh, proximal_point: np.ndarray) -> np.ndarray:
     Principal axis of largest variance of the area-weighted face centroids.
     """
     areas, centroids = face_areas_centres(skin)
+    if not np.isfinite(areas.sum()) or areas.sum() <= 0 or not np.isfinite(centroids).all():
+        raise GeometryError("the surface has no area to find its long axis on")
     weights = areas / areas.sum()
     mean = weights @ centroids
     centred = centroids - mean

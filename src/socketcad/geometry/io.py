@@ -11,6 +11,7 @@ Coordinates come back exactly as stored in the file (no unit conversion here, se
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import os
 import tempfile
@@ -28,6 +29,11 @@ import yaml
 from socketcad.errors import InputError
 
 MESH_FORMATS = ("stl", "obj", "ply", "off", "3mf")
+# A limb scan has 10^4-10^6 triangles; 4 million (a 200 MB binary STL) is the most the capture is meant
+# for: clean-up and the frame hold several copies of every array.
+MESH_MAX_FACES = 4_000_000
+MESH_MIN_FACES = 4  # a tetrahedron: the smallest closed surface
+MESH_FILE_MAX_BYTES = 1 << 30
 
 _STL_HEADER_BYTES = 84
 _STL_RECORD = np.dtype([("normal", "<f4", 3), ("corners", "<f4", (3, 3)), ("attribute", "<u2")])
@@ -60,6 +66,12 @@ def read_bytes(path: Path) -> bytes:
     return data
 
 
+def _check_file_size(path: Path) -> None:
+    if path.is_file() and path.stat().st_size > MESH_FILE_MAX_BYTES:
+        raise InputError(f"{path.name}: {path.stat().st_size / 2**30:.1f} GiB is over the "
+                         f"{MESH_FILE_MAX_BYTES >> 30} GiB limit of a mesh file; decimate the scan first")
+
+
 def read_mesh(path: Path) -> trimesh.Trimesh:
     """Load a mesh file as one Trimesh (all parts together), in the file's own units.
 
@@ -67,6 +79,7 @@ def read_mesh(path: Path) -> trimesh.Trimesh:
     """
     path = Path(path)
     fmt = file_format(path, MESH_FORMATS)
+    _check_file_size(path)
     data = read_bytes(path)
     if fmt == "stl":
         vertices, faces = _parse_stl(data, path.name)
@@ -77,10 +90,20 @@ def read_mesh(path: Path) -> trimesh.Trimesh:
 
 def mesh_from_arrays(vertices: np.ndarray, faces: np.ndarray, source: str) -> trimesh.Trimesh:
     """A validated Trimesh from (n, 3) vertices and (m, 3) faces; InputError if unusable."""
-    vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
-    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    vertices, faces = np.asarray(vertices), np.asarray(faces)
+    if vertices.size % 3 or (vertices.ndim == 2 and vertices.shape[1] != 3):
+        raise InputError(f"{source}: vertices need three coordinates x y z; the file is corrupt or not 3-D")
+    if faces.size % 3 or (faces.ndim == 2 and faces.shape[1] != 3):
+        raise InputError(f"{source}: faces need three corners; the file is corrupt")
+    vertices = vertices.astype(np.float64).reshape(-1, 3)
+    faces = faces.astype(np.int64).reshape(-1, 3)
     if len(faces) == 0:
         raise InputError(f"{source}: the mesh has no faces (a point cloud?); export a triangle surface")
+    if len(faces) < MESH_MIN_FACES:
+        raise InputError(f"{source}: {len(faces)} faces cannot be a limb's surface (at least {MESH_MIN_FACES}); "
+                         "export the whole scan")
+    if len(faces) > MESH_MAX_FACES:
+        raise _too_many_faces(source, len(faces))
     bad = ~np.isfinite(vertices).all(axis=1)
     if bad.any():
         raise InputError(
@@ -92,6 +115,11 @@ def mesh_from_arrays(vertices: np.ndarray, faces: np.ndarray, source: str) -> tr
     return trimesh.Trimesh(vertices=vertices, faces=faces, process=False, validate=False)
 
 
+def _too_many_faces(source: str, count: int) -> InputError:
+    return InputError(f"{source}: {count:,} faces is over the {MESH_MAX_FACES:,}-face limit; "
+                      "decimate the scan first (1 mm edges need about 10^5 faces)")
+
+
 def _parse_stl(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
     """Binary or ASCII STL to (vertices, faces).
 
@@ -101,6 +129,8 @@ def _parse_stl(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
     if len(data) >= _STL_HEADER_BYTES:
         n_faces = int(np.frombuffer(data, dtype="<u4", count=1, offset=80)[0])
         expected = _STL_HEADER_BYTES + n_faces * _STL_RECORD.itemsize
+        if len(data) >= expected and n_faces > MESH_MAX_FACES and not _looks_ascii(data):
+            raise _too_many_faces(source, n_faces)
         # Some exporters pad the end of a binary file; accept trailing bytes, never missing ones.
         if len(data) >= expected and not _looks_ascii(data):
             records = np.frombuffer(data, dtype=_STL_RECORD, count=n_faces, offset=_STL_HEADER_BYTES)
@@ -166,7 +196,8 @@ def merge_vertices(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     corners = np.ascontiguousarray(corners, dtype=np.float32)
     # +0.0 and -0.0 are the same point; make their bits equal before keying.
-    corners = corners + np.float32(0.0)
+    with np.errstate(invalid="ignore"):  # NaN corners: mesh_from_arrays names them
+        corners = corners + np.float32(0.0)
     bits = corners.view(np.uint32).reshape(-1, 3).astype(np.uint64)
     _, xy_index = np.unique((bits[:, 0] << np.uint64(32)) | bits[:, 1], return_inverse=True)
     key = (xy_index.astype(np.uint64).ravel() << np.uint64(32)) | bits[:, 2]
@@ -174,9 +205,37 @@ def merge_vertices(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return corners[first].astype(np.float64), inverse.reshape(-1, 3).astype(np.int64)
 
 
+# The written temp files of an all_or_none() block: (temp, target), renamed together at its end.
+_PENDING: contextvars.ContextVar[list[tuple[Path, Path]] | None] = contextvars.ContextVar("pending", default=None)
+
+
+@contextlib.contextmanager
+def all_or_none() -> Iterator[None]:
+    """Every file written by ``atomic_path`` inside the block appears at its end, or none does.
+
+    Each output is written to a temp file beside it; only when the whole block has succeeded are the
+    temps renamed onto their targets, one after another (renames take microseconds, so a command
+    killed during its writes leaves its temp files, never a part of its outputs).
+    """
+    if _PENDING.get() is not None:  # nested: the outer block decides
+        yield
+        return
+    pending: list[tuple[Path, Path]] = []
+    token = _PENDING.set(pending)
+    try:
+        yield
+        for tmp, path in pending:
+            os.replace(tmp, path)
+    finally:
+        _PENDING.reset(token)
+        for tmp, _ in pending:
+            tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds
+    (inside ``all_or_none``: when that whole block succeeds)."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give a file name")
@@ -185,12 +244,17 @@ def atomic_path(path: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    pending = _PENDING.get()
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+        if pending is not None:
+            pending.append((tmp_path, path))
+            return
         os.replace(tmp_path, path)
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if pending is None or (tmp_path, path) not in pending:
+            tmp_path.unlink(missing_ok=True)
 
 
 def _umask() -> int:
@@ -268,28 +332,79 @@ def three_mf_bytes(mesh: trimesh.Trimesh, metadata: dict[str, str]) -> bytes:
 
 
 DATA_FORMATS = ("yaml", "yml", "json")
+# Limits of a record file (a plan, tape measures, landmarks, a spec, an evaluation): far above any real
+# one (a plan is a few KB, 3 levels deep), low enough that a hostile file cannot exhaust memory or time.
+DATA_FILE_MAX_BYTES = 4 * 2**20
+DATA_MAX_DEPTH = 20  # levels of nested mappings and lists
+DATA_MAX_VALUES = 200_000  # scalars, mappings and lists together (YAML aliases can repeat one a billion times)
+DATA_MAX_DIGITS = 18  # an integer's digits: int64, and far below Python's 4,300-digit parsing limit
 
 
 def read_data_file(path: str | Path, what: str) -> object:
     """Parsed YAML or JSON of a small record file (a plan, tape measures, landmarks).
 
     ``what`` names the record in errors. InputError (one line) for a missing, empty,
-    binary or syntactically invalid file; the caller checks the content's shape.
+    binary, syntactically invalid or oversized file (the limits above); the caller checks
+    the content's shape.
     """
     path = Path(path)
     fmt = file_format(path, DATA_FORMATS)
     if path.is_file() and path.stat().st_size == 0:
         raise InputError(f"{path.name}: the file is empty; write the {what} into it (see README)")
+    if path.is_file() and path.stat().st_size > DATA_FILE_MAX_BYTES:
+        raise InputError(f"{path.name}: {path.stat().st_size:,} bytes is over the {DATA_FILE_MAX_BYTES // 2**20} MiB "
+                         f"limit of a file of {what}; is it the right file?")
     data = read_bytes(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{path.name}: not a text file; {what} are YAML or JSON") from None
+    kind = "JSON" if fmt == "json" else "YAML"
     try:
-        return json.loads(text) if fmt == "json" else yaml.safe_load(text)
+        parsed = json.loads(text) if fmt == "json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         where = getattr(exc, "problem_mark", None)
         line = f"line {where.line + 1}: " if where is not None else ""
         reason = getattr(exc, "problem", None) or getattr(exc, "msg", None) or type(exc).__name__
-        raise InputError(f"{path.name}: not valid {'JSON' if fmt == 'json' else 'YAML'} ({line}{reason}); "
-                         "check the syntax") from None
+        raise InputError(f"{path.name}: not valid {kind} ({line}{reason}); check the syntax") from None
+    except RecursionError:
+        raise InputError(f"{path.name}: nested deeper than the {DATA_MAX_DEPTH}-level limit of {what}") from None
+    except ValueError:  # Python refuses to parse integers of over 4,300 digits
+        raise InputError(f"{path.name}: holds an integer over the {DATA_MAX_DIGITS}-digit limit") from None
+    check_data_limits(parsed, path.name, what)
+    return parsed
+
+
+def check_data_limits(data: object, source: str, what: str = "records") -> None:
+    """InputError if parsed data nests deeper, holds more values or longer integers than the limits above.
+
+    Iterative (a stack, not recursion), so any depth is checked without a RecursionError.
+    """
+    stack, values = [(data, 1)], 0
+    while stack:
+        value, depth = stack.pop()
+        values += 1
+        if depth > DATA_MAX_DEPTH:
+            raise InputError(f"{source}: nested deeper than the {DATA_MAX_DEPTH}-level limit of {what}")
+        if values > DATA_MAX_VALUES:
+            raise InputError(f"{source}: holds over {DATA_MAX_VALUES:,} values, the limit of {what}; "
+                             "is it the right file?")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for pair in value.items() for item in pair)
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**DATA_MAX_DIGITS:
+            raise InputError(f"{source}: holds an integer over the {DATA_MAX_DIGITS}-digit limit")
+
+
+def read_mapping_file(path: str | Path, what: str, example: str) -> dict:
+    """A record file that must hold a mapping of fields; InputError naming what it holds instead.
+
+    example: how the mapping starts, for the message (e.g. 'socket_type: tsb').
+    """
+    data = read_data_file(path, what)
+    if not isinstance(data, dict):
+        held = "nothing" if data is None else f"a {type(data).__name__}"
+        raise InputError(f"{Path(path).name}: a file of {what} holds a mapping of fields ({example}), "
+                         f"not {held}")
+    return data

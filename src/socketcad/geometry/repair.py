@@ -74,8 +74,14 @@ def submesh(mesh: trimesh.Trimesh, face_mask: np.ndarray) -> trimesh.Trimesh:
     return trimesh.Trimesh(mesh.vertices[used], inverse.reshape(-1, 3), process=False, validate=False)
 
 
+MAX_PARTS = 10_000  # a scan with debris has tens of pieces; a 30,000-piece file is loose triangles
+
+
 def split_parts(mesh: trimesh.Trimesh) -> list[trimesh.Trimesh]:
-    """Connected parts (sharing vertices), largest face count first."""
+    """Connected parts (sharing vertices), largest face count first.
+
+    GeometryError past MAX_PARTS pieces (loose triangles, an export that shares no vertex).
+    """
     n = len(mesh.vertices)
     edges = mesh.faces[:, [0, 1, 1, 2]].reshape(-1, 2)
     graph = sparse.coo_matrix((np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(n, n))
@@ -83,8 +89,13 @@ def split_parts(mesh: trimesh.Trimesh) -> list[trimesh.Trimesh]:
     if count == 1:
         return [mesh]
     face_labels = labels[mesh.faces[:, 0]]
-    order = np.argsort(-np.bincount(face_labels, minlength=count), kind="stable")
-    return [submesh(mesh, face_labels == label) for label in order if np.any(face_labels == label)]
+    sizes = np.bincount(face_labels, minlength=count)
+    if np.count_nonzero(sizes) > MAX_PARTS:
+        raise GeometryError(f"the mesh falls apart into {np.count_nonzero(sizes):,} separate pieces (over the "
+                            f"{MAX_PARTS:,} limit): loose triangles, or an export that shares no vertex; "
+                            "export the scan as one connected surface")
+    order = np.argsort(-sizes, kind="stable")
+    return [submesh(mesh, face_labels == label) for label in order if sizes[label]]
 
 
 def directed_edges(faces: np.ndarray, numbers: np.ndarray) -> np.ndarray:
@@ -334,6 +345,9 @@ def classify_parts(
     """
     hull_volumes = [_hull_volume(part.vertices) for part in parts]
     shell_index = int(np.argmax(hull_volumes))
+    if hull_volumes[shell_index] <= 0:
+        raise GeometryError("no part of the mesh encloses a volume (flat pieces or loose triangles); "
+                            "a limb scan is a closed 3-D surface")
     shell = parts[shell_index]
     hull = ConvexHull(_sample(shell.vertices))
     result = Parts(shell=shell)
