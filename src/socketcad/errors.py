@@ -77,4 +77,4 @@ def validated(model, data: object, source: str, shape: str, tags: tuple[str, ...
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InputError(f"{source}: {describe(exc) if describe else every_error(exc, tags)}") from None
+        raise InputError(printable(f"{source}: {describe(exc) if describe else every_error(exc, tags)}")) from None

@@ -9,9 +9,9 @@ direction and side found, each with a note on how.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np

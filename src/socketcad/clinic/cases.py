@@ -26,7 +26,7 @@ from socketcad.clinic.store import Store
 from socketcad.design.plan import RectificationPlan, plan_from_dict
 from socketcad.design.socket import SocketSpec, build_socket, spec_from_dict
 from socketcad.design.templates import TemplateInputs, template_plan
-from socketcad.errors import InputError
+from socketcad.errors import InputError, printable
 from socketcad.geometry import io
 
 LEVELS = ("transtibial", "transfemoral")
@@ -42,15 +42,21 @@ def actor() -> str:
     return os.environ.get("SOCKETCAD_USER") or os.environ.get("USER") or "unknown"
 
 
+def check_case(reference: object, level: object, side: object) -> str:
+    """The case's reference as kept (stripped); InputError unless it is 1-64 printable characters (no
+    control characters: it is shown on terminals), the level one of LEVELS and the side one of SIDES."""
+    if not isinstance(reference, str) or not 1 <= len(reference.strip()) <= 64 or not reference.strip().isprintable():
+        raise InputError("a case reference is 1-64 printable characters (the clinic's own identifier, not a name)")
+    if not isinstance(level, str) or level not in LEVELS:
+        raise InputError(f"level {printable(repr(level))[:40]} is not one of: {', '.join(LEVELS)}")
+    if not isinstance(side, str) or side not in SIDES:
+        raise InputError(f"side {printable(repr(side))[:40]} is not one of: {', '.join(SIDES)}")
+    return reference.strip()
+
+
 def new_case(store: Store, reference: str, level: str, side: str) -> Case:
     """Open a case for one limb of a patient known by the clinic's ``reference``."""
-    reference = reference.strip()
-    if not reference or len(reference) > 64:
-        raise InputError("a case reference is 1-64 characters (the clinic's own identifier, not a name)")
-    if level not in LEVELS:
-        raise InputError(f"level {level!r} is not one of: {', '.join(LEVELS)}")
-    if side not in SIDES:
-        raise InputError(f"side {side!r} is not one of: {', '.join(SIDES)}")
+    reference = check_case(reference, level, side)
     try:
         with store.transaction() as db:
             case = Case(reference=reference, level=level, side=side)

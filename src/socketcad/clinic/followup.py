@@ -133,8 +133,11 @@ def compare(baseline: Limb, later: Limb, socks_ply: int) -> dict:
     }
 
 
+ADVICE = ("none", "add socks", "remove socks", "new socket")  # what sock_advice can say
+
+
 def sock_advice(change_pct: float, socks_ply: int) -> tuple[str, list[str]]:
-    """('none' | 'add socks' | 'remove socks' | 'new socket', the reasons with their numbers)."""
+    """(one of ADVICE, the reasons with their numbers)."""
     if abs(change_pct) <= FABRICATION_ACCURACY_PCT:
         return "none", [f"volume change {change_pct:+.1f} % is within the fabrication accuracy of "
                         f"+/-{FABRICATION_ACCURACY_PCT:g} % (about one sock ply)"]
