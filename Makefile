@@ -12,7 +12,7 @@ OUT    ?= out/demo
 SYSTEM_PACKAGES := libsuitesparse-dev libopenblas0-pthread postgresql
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test test-slow bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_socket.py
 	$(BIN)/python benchmarks/bench_interface.py
 	$(BIN)/python benchmarks/bench_followup.py
+
+# Ten minutes of mutated inputs (every mesh format, AOP, tape, plan, landmarks, spec, evaluation, case
+# archive) through the CLI on two workers; counts per kind printed, failing inputs kept in out/fuzz.
+FUZZ_SEED ?= 19
+fuzz: $(VENV)/.installed
+	$(BIN)/python fuzzing/campaign.py --minutes 10 --workers 2 --seed $(FUZZ_SEED) --out out/fuzz
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info

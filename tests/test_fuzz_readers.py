@@ -200,8 +200,8 @@ def valid_plan() -> dict:
 
 
 def valid_spec() -> dict:
-    return {"socket_type": "tsb", "liner": "silicone-3mm", "closure": "pin-lock", "adapter": "4-hole",
-            "trim_offsets_mm": {"mpt": 5.0}}
+    return {"socket_type": "tsb", "liner": "silicone_locking_6", "closure": "pin_lock_icelock", "adapter": "lock_housing_4h",
+            "trim_offsets_mm": {"posterior": -5.0}}
 
 
 def valid_tape() -> dict:
@@ -307,7 +307,7 @@ def test_a_spec_that_is_not_a_mapping_says_what_it_holds(held, says, tmp_path):
 @pytest.mark.parametrize("offset", [float("nan"), 1e308, -1e308, 151.0])
 def test_trim_offsets_out_of_range_are_refused(offset):
     with pytest.raises(InputError, match="trim_offsets_mm"):
-        spec_from_dict({**valid_spec(), "trim_offsets_mm": {"mpt": offset}})
+        spec_from_dict({**valid_spec(), "trim_offsets_mm": {"posterior": offset}})
 
 
 def test_plans_and_profiles_have_a_size_limit():
