@@ -212,19 +212,24 @@ def mutate_record(record: object, rng: random.Random) -> object:
     return record
 
 
-def nest(value: object, depth: int) -> object:
-    for _ in range(depth):
-        value = [value]
-    return value
+@dataclass(frozen=True)
+class Nested:
+    """``value`` inside ``depth`` lists: written as text, as deep nesting overflows the encoders."""
+
+    value: object
+    depth: int
+
+
+def nest(value: object, depth: int) -> Nested:
+    return Nested(value, depth)
 
 
 def dump(record: object, suffix: str) -> bytes:
+    if isinstance(record, Nested):
+        return b"[" * record.depth + json.dumps(record.value, allow_nan=True).encode() + b"]" * record.depth
     if suffix == "json":
         return json.dumps(record, allow_nan=True).encode()
-    try:
-        return yaml.safe_dump(record, sort_keys=False).encode()
-    except RecursionError:
-        return json.dumps(record, allow_nan=True).encode()  # JSON is YAML
+    return yaml.safe_dump(record, sort_keys=False).encode()
 
 
 def mutate_archive(seed: bytes, rng: random.Random) -> bytes:
@@ -236,7 +241,7 @@ def mutate_archive(seed: bytes, rng: random.Random) -> bytes:
     buffer = _io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         if choice < 0.6:
-            members["manifest.json"] = json.dumps(mutate_record(manifest, rng), allow_nan=True).encode()
+            members["manifest.json"] = dump(mutate_record(manifest, rng), "json")
         for name, data in members.items():
             archive.writestr(name, data)
         if 0.6 <= choice < 0.7:

@@ -295,7 +295,7 @@ def test_yaml_nesting_and_alias_bombs_are_refused(tmp_path):
         read_plan(path)
 
 
-@pytest.mark.parametrize("held, says", [("null", "not nothing"), ("[1, 2]", "not a list"), ("5", "not a int"),
+@pytest.mark.parametrize("held, says", [("null", "not nothing"), ("[1, 2]", "not a list"), ("5", "not a number"),
                                         ("2026-01-01", "not a date"), ("!!set {a: null}", "not a set")])
 def test_a_spec_that_is_not_a_mapping_says_what_it_holds(held, says, tmp_path):
     path = tmp_path / "spec.yaml"

@@ -364,8 +364,6 @@ def build(
     for path in output_paths(output).values():
         check_output(path, (path.suffix.lstrip("."),))
     fields = io.read_mapping_file(spec_file, "socket spec", "socket_type: tsb, liner: ...") if spec_file is not None else {}
-    if not isinstance(fields, dict):
-        raise InputError(f"{spec_file}: a socket spec is a mapping of fields")
     chosen_type = socket_type or fields.get("socket_type") or (template.lower() if template else None)
     given = {"socket_type": chosen_type, "liner": liner, "closure": closure, "adapter": adapter, "material": material,
              "stage": stage, "k_level": k_level, "wall_thickness_mm": wall_mm, "trim_offsets_mm": parse_trims(trim)}

@@ -4,7 +4,6 @@
 the web answers 4xx. Anything else escaping the library is a bug.
 """
 
-
 import re
 
 # C0 controls but tab, DEL and C1 controls: what a terminal would act on (colours, cursor moves, titles).

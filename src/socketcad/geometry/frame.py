@@ -259,6 +259,7 @@ def centreline_axis(
             for height, segments in zip(heights, section_segments(closed, heights, frame.rotation, frame.origin))
             if len(segments) >= 3
         ]
+        centroids = [c for c in centroids if np.all(np.isfinite(c))]  # a section of no area has no centroid
         if len(centroids) < 3:
             return axis
         points = frame.to_input(np.asarray(centroids))

@@ -117,7 +117,7 @@ def mesh_from_arrays(vertices: np.ndarray, faces: np.ndarray, source: str) -> tr
 
 def _too_many_faces(source: str, count: int) -> InputError:
     return InputError(f"{source}: {count:,} faces is over the {MESH_MAX_FACES:,}-face limit; "
-                      "decimate the scan first (1 mm edges need about 10^5 faces)")
+                      "decimate the scan first (1 mm edges on a limb need about 2 x 10^5)")
 
 
 def _parse_stl(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -214,8 +214,8 @@ def all_or_none() -> Iterator[None]:
     """Every file written by ``atomic_path`` inside the block appears at its end, or none does.
 
     Each output is written to a temp file beside it; only when the whole block has succeeded are the
-    temps renamed onto their targets, one after another (renames take microseconds, so a command
-    killed during its writes leaves its temp files, never a part of its outputs).
+    temps renamed onto their targets, one after another. A command that fails or is killed while it
+    writes leaves none of its outputs; only a kill within the microseconds of the renames could.
     """
     if _PENDING.get() is not None:  # nested: the outer block decides
         yield
@@ -404,7 +404,9 @@ def read_mapping_file(path: str | Path, what: str, example: str) -> dict:
     """
     data = read_data_file(path, what)
     if not isinstance(data, dict):
-        held = "nothing" if data is None else f"a {type(data).__name__}"
+        name = type(data).__name__
+        held = {"NoneType": "nothing", "int": "a number", "float": "a number", "str": "text",
+                "bool": "true or false"}.get(name, f"a {name}")
         raise InputError(f"{Path(path).name}: a file of {what} holds a mapping of fields ({example}), "
                          f"not {held}")
     return data
