@@ -285,9 +285,14 @@ def make_input(index: int, seed: int, seeds: dict[str, list[Path]], folder: Path
             content = (mutate_numbers(content.decode(), rng).encode() if rng.random() < 0.3 and _is_text(content)
                        else mutate_bytes(content, rng))
         name = f"in.{suffix}"
-        args = (["convert", name, "-o", "out/x.stl"] if rng.random() < 0.3 else
-                ["inspect", name, "--csv", "out/p.csv", *(["--units", "mm"] if rng.random() < 0.5 else []),
-                 *(["--force"] if rng.random() < 0.3 else [])])
+        command = rng.random()
+        if command < 0.25:
+            args = ["convert", name, "-o", "out/x.stl"]
+        elif command < 0.4:  # through landmarks and a template's rectification
+            args = ["rectify", name, *limb, "--template", "tsb", "-o", "out/r.stl", "--report", "out/r.csv"]
+        else:
+            args = ["inspect", name, "--csv", "out/p.csv", *(["--units", "mm"] if rng.random() < 0.5 else []),
+                    *(["--force"] if rng.random() < 0.3 else [])]
         return Input(kind, args, {name: content})
     if kind == "aop":
         text = source.read_bytes()

@@ -229,11 +229,18 @@ def landmarks_from_bones(limb: Limb) -> dict[str, Landmark]:
                      "(use_bones=False) or a landmark file")
 
 
+def _at_height(points: np.ndarray, z_mm: float, half_mm: float) -> np.ndarray:
+    """The points (k, 3) of (n, 3) within ``half_mm`` of height ``z_mm``; the nearest one if none is (a coarse
+    bone, or a loose piece of a scan named a bone by its position alone)."""
+    near = points[np.abs(points[:, 2] - z_mm) < half_mm]
+    return near if len(near) else points[[np.argmin(np.abs(points[:, 2] - z_mm))]]
+
+
 def _tibial_points(limb: Limb) -> dict[str, np.ndarray]:
     """Bone feature points (3,) of the proximal tibia, patella and fibula (frame, mm)."""
     tibia = limb.bones["tibia"].vertices
     plateau = tibia[:, 2].max()
-    band = tibia[(tibia[:, 2] > plateau - 45.0) & (tibia[:, 2] < plateau - 15.0)]
+    band = _at_height(tibia, plateau - 30.0, 15.0)
     # The cut end's centre, not its lowest vertex: a bevelled cut's lowest point jumps across
     # the cut face from one shape to the next (10 mm on the OpenLimbTT modes).
     end = tibia[tibia[:, 2] < tibia[:, 2].min() + DISTAL_TIBIA_END_MM]
@@ -264,7 +271,7 @@ def _transtibial_from_bones(limb: Limb) -> dict[str, Landmark]:
         how = f"bones, estimate (no patella: {TUBEROSITY_BELOW_MPT_MM:g} mm above the tibial tuberosity)"
     marks["mpt"] = _mark(limb, "mpt", middle, [0, 1, 0], how)
     z_crest = 0.5 * (p["distal"][2] + tt[2])
-    slab = tibia[np.abs(tibia[:, 2] - z_crest) < 2.5]
+    slab = _at_height(tibia, z_crest, 2.5)
     marks["tibial_crest"] = _mark(limb, "tibial_crest", slab[np.argmax(slab[:, 1])], [0, 1, 0],
                                   "bones (most anterior tibia point halfway between its distal end and the "
                                   "tuberosity, projected anteriorly)")
