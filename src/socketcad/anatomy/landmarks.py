@@ -71,6 +71,7 @@ class Landmark:
 
 
 MAX_COORDINATE_MM = 2000.0  # a limb frame spans at most 1000 mm (anatomy.plausible)
+MIN_SKIN_LENGTH_MM = 50.0  # the shortest residual limb (anatomy.plausible.LENGTH_MM)
 MAX_OFF_SKIN_MM = 50.0  # a landmark given in a file is snapped to the skin; farther off, it is a mistake
 
 
@@ -354,7 +355,7 @@ def anterior_profile(limb: Limb, step_mm: float = 2.5) -> tuple[np.ndarray, np.n
     top = _top(limb)
     heights = np.arange(step_mm, top - 1.0, step_mm)
     sections = measure.section_segments(measure.capped(limb.skin), heights)
-    keep = np.array([len(s) >= 3 for s in sections])
+    keep = np.array([len(s) >= 3 for s in sections], dtype=bool)  # bool also when there is no section
     front = np.array([s[:, :, 1].max() if len(s) >= 3 else np.nan for s in sections])
     return heights[keep], front[keep]
 
@@ -384,6 +385,11 @@ def mpt_level_from_skin(limb: Limb) -> tuple[float, str]:
 def landmarks_from_skin(limb: Limb) -> dict[str, Landmark]:
     """Landmarks from cross-sections of the skin; only distal end and MPT level are measured,
     the rest are estimates at stated heights and angles from them."""
+    top = _top(limb)
+    if top < MIN_SKIN_LENGTH_MM:
+        raise InputError(f"{limb.source}: its lowest brim point is {max(top, 0.0):.0f} mm above the distal end; landmarks "
+                         f"from the skin need {MIN_SKIN_LENGTH_MM:g} mm of limb below it: check the scan's open "
+                         "edge (a hole reaching down the limb?), or give a landmark file")
     marks = {"distal_end": _distal_end(limb)}
     if limb.level == "transtibial":
         marks.update(_transtibial_from_skin(limb))
