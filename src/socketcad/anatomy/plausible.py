@@ -47,9 +47,8 @@ def _mm(value: float) -> str:
 def check_extent(vertices_mm: np.ndarray, source: str) -> None:
     """InputError if (n, 3) vertices, in mm, span more than MAX_EXTENT_MM, lie beyond MAX_COORDINATE_MM
     or are flat (a plane has no volume to fit a socket to)."""
-    extent = float(np.ptp(vertices_mm, axis=0).max())
-    if extent > MAX_EXTENT_MM or float(np.abs(vertices_mm).max()) > MAX_COORDINATE_MM:
-        far = float(np.abs(vertices_mm).max())
+    extent, far = float(np.ptp(vertices_mm, axis=0).max()), float(np.abs(vertices_mm).max())
+    if extent > MAX_EXTENT_MM or far > MAX_COORDINATE_MM:
         raise InputError(f"{source}: spans {_mm(extent)} mm and reaches {_mm(far)} mm from the origin after units; "
                          f"socketcad reads shapes up to {MAX_EXTENT_MM:,.0f} mm across within {MAX_COORDINATE_MM:,.0g} "
                          "mm of the origin: check --units and the file")

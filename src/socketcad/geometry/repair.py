@@ -69,7 +69,11 @@ def drop_dangling_faces(mesh: trimesh.Trimesh) -> tuple[trimesh.Trimesh, int]:
 
 def submesh(mesh: trimesh.Trimesh, face_mask: np.ndarray) -> trimesh.Trimesh:
     """The faces selected by a boolean mask, with their vertices re-indexed compactly."""
-    faces = mesh.faces[face_mask]
+    return mesh_of_faces(mesh, mesh.faces[face_mask])
+
+
+def mesh_of_faces(mesh: trimesh.Trimesh, faces: np.ndarray) -> trimesh.Trimesh:
+    """The (k, 3) ``faces`` of ``mesh`` as a mesh of their own, vertices re-indexed compactly."""
     used, inverse = np.unique(faces, return_inverse=True)
     return trimesh.Trimesh(mesh.vertices[used], inverse.reshape(-1, 3), process=False, validate=False)
 
@@ -100,9 +104,7 @@ def split_parts(mesh: trimesh.Trimesh) -> list[trimesh.Trimesh]:
     parts = []
     for label in np.argsort(-sizes, kind="stable"):
         if sizes[label]:
-            faces = mesh.faces[by_part[ends[label] - sizes[label]:ends[label]]]
-            used, inverse = np.unique(faces, return_inverse=True)
-            parts.append(trimesh.Trimesh(mesh.vertices[used], inverse.reshape(-1, 3), process=False, validate=False))
+            parts.append(mesh_of_faces(mesh, mesh.faces[by_part[ends[label] - sizes[label]:ends[label]]]))
     return parts
 
 
