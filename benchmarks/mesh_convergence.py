@@ -36,7 +36,7 @@ def main(edges_mm: list[float]) -> int:
     for edge in edges_mm:
         result = analyse_interface(limb, socket.inner, 6.0, "pin_lock", 80, 3, tissue=tissue_mesh(limb, edge),
                                    cases=("standing",))
-        case = result.summary()["cases"]["standing"]
+        case = result.summary().model_dump()["cases"]["standing"]
         regions = {row["region"]: row for row in case["regions"]}
         table.add_row(f"{edge:g}", f"{result.dofs:,}", f"{result.elements:,}", f"{case['peak_pressure_kpa']:.1f}",
                       f"{case['sensel_peak_kpa']:.1f}", f"{case['mean_pressure_kpa']:.1f}",

@@ -40,7 +40,7 @@ def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 
 def test_rectify_failing_on_its_last_output_leaves_none_of_them(tmp_path, monkeypatch, capsys):
     """The fuzzing campaign's case: 'rectify -o r.stl --report r.csv --save-plan p.yaml' left r.stl and r.csv."""
-    import socketcad.design.plan as plan_module
+    from socketcad.operations import _design as plan_module  # where rectify writes the plan
 
     def full_disk(plan, path):
         raise OSError(28, "No space left on device", str(path))

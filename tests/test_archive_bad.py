@@ -38,8 +38,8 @@ def good(tmp_path_factory) -> Path:
     a fabrication, fittings (one with the adjustment that made the child), a delivery and a follow-up. The
     scans and sockets are stand-in bytes: import does not read them as shapes, and this takes milliseconds."""
     store = Store(tmp_path_factory.mktemp("source"))
-    case = new_case(store, "G-1", "transtibial", "right")
-    evaluate(store, "G-1", {"k_level": "K3", "sensitive_areas": ["fibular_head"]})
+    case = new_case(store, "G-1", "transtibial", "right", actor="clinic-a")
+    evaluate(store, "G-1", {"k_level": "K3", "sensitive_areas": ["fibular_head"]}, actor="clinic-a")
     plan, spec = plan_from_dict(PLAN).model_dump(mode="json"), spec_from_dict(SPEC).model_dump(mode="json")
     with store.transaction() as db:
         scans = [Scan(case_id=case.id, file_hash=store.files.put(f"solid scan {n}".encode()), filename=f"limb{n}.stl",
@@ -54,14 +54,14 @@ def good(tmp_path_factory) -> Path:
                         socket_hash=store.files.put(b"solid socket 2"), sheet_hash=store.files.put(b"{ }")))
         db.add(FollowUp(case_id=case.id, scan_id=scans[1].id, baseline_scan_id=scans[0].id, socks_ply=1,
                         volume_change_pct=-2.5, advice="add socks", result={"advice": "add socks"}, created_by="a"))
-    fabricate(store, "G-1", 1, "test", "petg", "lab A")
-    fit(store, "G-1", 1, 7, {"brim": "a little high"}, "even", [])
-    deliver(store, "G-1", 2, ["don_doff"])
+    fabricate(store, "G-1", 1, "test", "petg", "lab A", actor="clinic-a")
+    fit(store, "G-1", 1, 7, {"brim": "a little high"}, "even", [], actor="clinic-a")
+    deliver(store, "G-1", 2, ["don_doff"], actor="clinic-a")
     with store.transaction() as db:  # a fitting whose adjustment made revision 2 (fit() would build a socket)
         db.add(Fitting(case_id=case.id, revision_id=1, comfort=5, feedback={}, gait="", child_revision_id=2,
                        adjustments=[{"verb": "relieve", "where": "fibular_head", "amount": 2.0}], created_by="a"))
     path = tmp_path_factory.mktemp("good") / "good.zip"
-    export_case(store, "G-1", path)
+    export_case(store, "G-1", path, actor="clinic-a")
     return path
 
 
@@ -198,7 +198,7 @@ def test_a_bad_archive_is_refused_in_one_line_and_stores_nothing(name, good, tar
         monkeypatch.setattr(case_archive, limit, value)
     before = stored(target)
     with pytest.raises(InputError) as refused:
-        import_case(target, bad)
+        import_case(target, bad, actor="clinic-b")
     message = str(refused.value)
     assert message.startswith(f"{bad}: ") and words in message, message
     assert "\n" not in message and "\x1b" not in message and len(message) < 1000, message
@@ -216,7 +216,7 @@ def test_a_bad_archive_exits_2_with_one_line(good, target, cli, tmp_path, monkey
 def test_the_store_stays_whole_and_the_good_archive_imports(good, target, cli, monkeypatch):
     """After every refusal: the good archive imports, every case shows, the database is intact, and the
     file store holds exactly the files the records name."""
-    import_case(target, good)
+    import_case(target, good, actor="clinic-b")
     monkeypatch.setenv("SOCKETCAD_DATA", str(target.data_folder))
     with sqlite3.connect(target.data_folder / "socketcad.db") as db:
         references = [row[0] for row in db.execute("SELECT reference FROM cases")]
@@ -225,7 +225,7 @@ def test_the_store_stays_whole_and_the_good_archive_imports(good, target, cli, m
                                                "UNION SELECT sheet_hash FROM revisions")}
     assert references == ["G-1"]
     for reference in references:
-        record = history(target, reference)
+        record = history(target, reference).model_dump()
         assert len(record["revisions"]) == 2 and len(record["fittings"]) == 2 and len(record["followups"]) == 1
         shown = cli("case", "show", reference)
         assert shown.code == 0, shown.stderr
@@ -236,4 +236,4 @@ def test_the_store_stays_whole_and_the_good_archive_imports(good, target, cli, m
 @pytest.mark.parametrize("reference", ["R" * 65, "R-\x1b[31mred", "R\n2", "  "])
 def test_case_new_refuses_the_references_import_refuses(reference, tmp_path):
     with pytest.raises(InputError, match="1-64 printable characters"):
-        new_case(Store(tmp_path), reference, "transtibial", "right")
+        new_case(Store(tmp_path), reference, "transtibial", "right", actor="clinic-a")

@@ -49,7 +49,7 @@ def test_a_scan_is_drawn_in_until_the_bones_are_covered():
 
 def test_unknown_side_is_refused():
     scan = load_limb("sample:ampscan-tt-scan", CaptureOptions())
-    with pytest.raises(InputError, match="--side"):
+    with pytest.raises(InputError, match="give `side` left or right"):
         with_mean_bones(scan)
 
 

@@ -159,7 +159,7 @@ def test_units_detected_from_limb_size(extent, unit):
 
 @pytest.mark.parametrize("extent", [26000.0, 2.6e-5, 2600.0 * 10])
 def test_implausible_size_asks_for_units(extent):
-    with pytest.raises(InputError, match="--units"):
+    with pytest.raises(InputError, match="give `units`"):
         choose_units(extent, source="big.stl")
 
 

@@ -12,12 +12,15 @@ import json
 import os
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 import trimesh
 import typer.main
 
 from socketcad import cli as socketcad_cli
+from socketcad.operations import result_schemas
+from socketcad.operations import _common as operations_common
 from socketcad.anatomy.samples import SAMPLES
 
 SCAN = "sample:ampscan-tt-scan"
@@ -133,7 +136,7 @@ def test_ctrl_c_exits_130(cli, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(socketcad_cli, "load_limb", interrupted)
+    monkeypatch.setattr(operations_common, "load_limb", interrupted)
     result = cli("inspect", SCAN)
     assert result.code == 130, f"exit {result.code} after Ctrl-C"
 
@@ -143,7 +146,7 @@ def test_internal_error_is_one_line_with_exit_1(cli, monkeypatch, error):
     def broken(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(socketcad_cli, "load_limb", broken)
+    monkeypatch.setattr(operations_common, "load_limb", broken)
     result = cli("inspect", SCAN)
     assert result.code == 1
     lines = result.stderr.strip().splitlines()
@@ -311,7 +314,9 @@ def test_written_files_follow_the_umask(cli, tmp_path, umask, mask, mode):
     convert(cli, SCAN, tmp_path / "limb.stl")
     convert(cli, SCAN, tmp_path / "limb.aop")
     assert cli("inspect", SCAN, "--csv", tmp_path / "p.csv").code == 0
-    assert cli("demo", "--out", tmp_path / "demo").code == 0
+    demo = cli("demo", "--out", tmp_path / "demo", "--json")
+    assert demo.code == 0, demo.stderr
+    jsonschema.validate(json.loads(demo.stdout), result_schemas()["DemoResult"])  # --json follows its schema
     written = [tmp_path / "limb.stl", tmp_path / "limb.aop", tmp_path / "p.csv", *(tmp_path / "demo").iterdir()]
     for path in written:
         actual = path.stat().st_mode & 0o777

@@ -57,7 +57,7 @@ def test_bad_plans_exit_2_with_one_line_and_leave_no_output(cli, tmp_path, plan_
     pytest.param(["--template", "quad"], "template 'quad' is for a transfemoral limb", id="wrong-level"),
     pytest.param(["--template", "ptb", "--sensitive", "kneecap"], "sensitive area 'kneecap'", id="bad-sensitive"),
     pytest.param(["--template", "ptb", "--liner-mm", "40"], "liner thickness 40 mm", id="bad-liner"),
-    pytest.param(["--plan", "x.yaml", "--liner-mm", "3"], "with --plan, edit the plan", id="template-option-with-plan"),
+    pytest.param(["--plan", "x.yaml", "--liner-mm", "3"], "--liner-mm, --bar-mm and --sensitive shape a template; with a plan, edit the plan", id="template-option-with-plan"),
 ])
 def test_bad_rectify_options_exit_2(cli, tmp_path, args, message):
     out = tmp_path / "rectified.stl"

@@ -106,7 +106,7 @@ def test_a_scan_compared_with_itself_changed_nothing():
     from socketcad.anatomy.limb import load_limb
     from socketcad.clinic.followup import compare
 
-    result = compare(locate_landmarks(load_limb("sample:openlimb-tt-mean")), load_limb("sample:openlimb-tt-mean"), 0)
+    result = compare(locate_landmarks(load_limb("sample:openlimb-tt-mean")), load_limb("sample:openlimb-tt-mean"), 0).model_dump()
     print("self-comparison:", result["volume_change_pct"], "%, RMS", result["registration_rms_mm"], "mm")
     assert abs(result["volume_change_pct"]) < 0.05 and result["registration_rms_mm"] < 0.01
     assert result["advice"] == "none" and all(abs(row["mean_mm"]) < 0.05 for row in result["regions"])
@@ -134,7 +134,7 @@ def test_a_transfemoral_follow_up_registers_on_the_pelvic_level_and_measures_the
     skin.apply_transform(motion)
     skin.export(tmp_path / "later.stl")
     later = load_limb(tmp_path / "later.stl", CaptureOptions(level="transfemoral", side=baseline.side))
-    result = compare(baseline, later, 0)
+    result = compare(baseline, later, 0).model_dump()
     print(f"transfemoral follow-up: built {built:.2f} %, measured {result['volume_change_pct']} %")
     assert abs(result["volume_change_pct"] - built) < 0.1 and result["registration_rms_mm"] < 0.1
     assert result["compared_below_mm"] == round(ischial, 1) and result["advice"] == "add socks"

@@ -6,22 +6,24 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
+import jsonschema
 import numpy as np
 import pytest
 import trimesh
 from sqlalchemy.exc import DBAPIError
 
+from conftest import in_process
 from postgres import postgres_server
 from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import load_limb
 from socketcad.anatomy.samples import SAMPLES
+from socketcad.operations import result_schemas
 from socketcad.clinic.followup import _volume_below
 from socketcad.clinic.store import Store
 
-LIMB = SAMPLES["openlimb-tt-mean"].path  # a right transtibial limb
+LIMB = SAMPLES["openlimb-tt-mean"].path
+SCHEMAS = result_schemas()  # a right transtibial limb
 SHRINK = 0.04  # circumferential, at the distal end, tapering to none 30 mm below the mid-patellar tendon
 
 
@@ -56,9 +58,10 @@ def clinic(request, tmp_path_factory):
         if url:
             env["SOCKETCAD_DB"] = url
 
+        command = in_process(env)  # the real entry point, in this process
+
         def run(*args, check=True):
-            result = subprocess.run([sys.executable, "-m", "socketcad.cli", *map(str, args)], env=env,
-                                    capture_output=True, text=True, timeout=600)
+            result = command(*args)
             assert not check or result.returncode == 0, f"{args}: {result.stderr}"
             return result
         return run
@@ -73,19 +76,28 @@ def clinic(request, tmp_path_factory):
 def test_seven_steps_of_one_patient(clinic, tmp_path):
     run, data, url = clinic
     # 1. evaluation
-    run("case", "new", "S-1", "--level", "transtibial", "--side", "right")
-    run("evaluate", "S-1", "--k-level", "K2", "--sensitive", "fibular_head", "--strength", "knee_extension=5",
-        "--rom", "knee_flexion=120", "--skin", "intact, incision healed", "--goals", "walk to work")
+    def run_json(result: str, *args):
+        """A command's --json output, checked against its result's published schema."""
+        data = json.loads(run(*args, "--json").stdout)
+        jsonschema.validate(data, SCHEMAS[result])
+        return data
+
+    assert run_json("CaseOpened", "case", "new", "S-1", "--level", "transtibial", "--side", "right")["side"] == "right"
+    run_json("EvaluationSaved", "evaluate", "S-1", "--k-level", "K2", "--sensitive", "fibular_head", "--strength",
+             "knee_extension=5", "--rom", "knee_flexion=120", "--skin", "intact, incision healed", "--goals",
+             "walk to work")
     # 2. shape capture, 3. rectification by template, 4. test socket
-    run("scan", "add", "S-1", LIMB)
-    run("design", "S-1", "--template", "ptb", "--liner", "silicone_locking_6", "--closure", "pin_lock_icelock")
-    run("fabricate", "S-1", "1", "--stage", "test", "--material", "petg", "--lab", "in-house")
+    run_json("ScanKept", "scan", "add", "S-1", LIMB)
+    run_json("RevisionSaved", "design", "S-1", "--template", "ptb", "--liner", "silicone_locking_6", "--closure",
+             "pin_lock_icelock")
+    run_json("FabricationSaved", "fabricate", "S-1", "1", "--stage", "test", "--material", "petg", "--lab", "in-house")
     # 5. dynamic fitting: adjustments make revision 2, a child of 1
     fitted = run("fit", "S-1", "1", "--comfort", "5", "--feedback", "fibular_head=pressure after 10 min",
                  "--gait", "short stance on the prosthesis", "--adjust", "relieve fibular_head 2",
                  "--adjust", "reduce proximal 1%")
     assert "revision 2 (child of 1)" in fitted.stdout
     difference = json.loads(run("diff", "S-1", "1", "2", "--json", "--map", tmp_path / "map.ply").stdout)
+    jsonschema.validate(difference, SCHEMAS["RevisionDiff"])  # every --json output follows its published schema
     print("diff 1 -> 2:", difference["plan"], difference["deviation_mm"])
     assert any(line.startswith("fibular_head:") and "(+2 mm outward)" in line for line in difference["plan"])
     assert any(line.startswith("added reduction") for line in difference["plan"]) and difference["spec"] == []
@@ -93,14 +105,16 @@ def test_seven_steps_of_one_patient(clinic, tmp_path):
     assert regions["fibular head"]["most_gained_mm"] > 1.5  # 2 mm more room at its centre
     assert regions["proximal third"]["mean_mm"] < -0.1 and abs(regions["distal third"]["mean_mm"]) < 0.1
     assert len(trimesh.load(tmp_path / "map.ply").vertices) > 1000
-    run("fit", "S-1", "2", "--comfort", "8", "--gait", "symmetric")
+    assert run_json("FittingSaved", "fit", "S-1", "2", "--comfort", "8", "--gait", "symmetric")["child"] is None
     # 6. definitive socket, 7. delivery and follow-up
     run("fabricate", "S-1", "2", "--stage", "definitive", "--material", "carbon_laminate", "--lab", "Lab North")
-    delivered = run("deliver", "S-1", "2", *[a for item in ("don_doff", "socks_liners", "skin_inspection", "care")
-                                               for a in ("--taught", item)])
-    assert "warning" not in delivered.stdout
+    delivered = run_json("DeliverySaved", "deliver", "S-1", "2", *[a for item in ("don_doff", "socks_liners",
+                                                                              "skin_inspection", "care")
+                                                                 for a in ("--taught", item)])
+    assert delivered["warnings"] == [] and all(delivered["checklist"].values())
     expected = shrunken_scan(tmp_path / "later.stl")
     result = json.loads(run("followup", "S-1", tmp_path / "later.stl", "--socks-ply", "0", "--json").stdout)
+    jsonschema.validate(result, SCHEMAS["FollowUpSaved"])
     print(f"follow-up: volume {result['volume_change_pct']} % (built {expected:.2f} %), registration RMS "
           f"{result['registration_rms_mm']} mm, advice {result['advice']}: {result['reasons']}")
     assert abs(result["volume_change_pct"] - expected) < 0.1
@@ -108,8 +122,9 @@ def test_seven_steps_of_one_patient(clinic, tmp_path):
     distal, proximal = result["circumferences"][0], result["circumferences"][-1]
     assert distal["change_pct"] < -2.0 and abs(proximal["change_pct"]) < 0.3
     # every revision rebuilds bit-identical; the history holds every step and who did it
-    assert "identical" in run("rebuild", "2").stdout
+    assert "identical" in run("rebuild", "2").stdout and run_json("Rebuilt", "rebuild", "1")["identical"]
     record = json.loads(run("case", "show", "S-1", "--json").stdout)
+    jsonschema.validate(record, SCHEMAS["CaseHistory"])
     assert [(r["id"], r["parent"]) for r in record["revisions"]] == [(1, None), (2, 1)]
     assert [f["child_revision"] for f in record["fittings"]] == [2, None]
     assert [f["stage"] for f in record["fabrications"]] == ["test", "definitive"]
@@ -121,11 +136,10 @@ def test_seven_steps_of_one_patient(clinic, tmp_path):
         "fitting.add", "fabrication.add", "delivery.add", "scan.add", "followup.add"]
     assert {e["actor"] for e in record["audit"]} == {"prosthetist-b"}
     # the case goes to a lab as one archive; the lab rebuilds the definitive socket bit-identical
-    run("case", "export", "S-1", "-o", tmp_path / "S-1.zip")
+    assert run_json("CaseExported", "case", "export", "S-1", "-o", tmp_path / "S-1.zip")["revisions"] == 2
     lab = dict(os.environ, SOCKETCAD_DATA=str(tmp_path / "lab"), SOCKETCAD_USER="lab-technician")
     lab.pop("SOCKETCAD_DB", None)
-    cli = lambda *args: subprocess.run([sys.executable, "-m", "socketcad.cli", *map(str, args)], env=lab,
-                                       capture_output=True, text=True, timeout=600)
+    cli = in_process(lab)
     assert cli("case", "import", tmp_path / "S-1.zip").returncode == 0
     copied = json.loads(cli("case", "show", "S-1", "--json").stdout)
     assert [r["socket_hash"] for r in copied["revisions"]] == [r["socket_hash"] for r in record["revisions"]]

@@ -6,7 +6,8 @@ import trimesh
 from skfem import MeshTet
 
 from socketcad.biomech import fem
-from socketcad.biomech.structure import lame_parameters, layered_wall_mesh
+from socketcad.biomech.elastic import lame_parameters
+from socketcad.biomech.structure import layered_wall_mesh
 
 INNER_MM, OUTER_MM, HEIGHT_MM = 20.0, 50.0, 8.0
 VERIFY_RTOL = 1e-4  # verification checks the discretisation, so Newton goes well past its default

@@ -130,5 +130,5 @@ def test_analyze_needs_a_built_socket(cli, tmp_path):
     (tmp_path / "s.stl").write_text("solid x\nendsolid x\n")
     result = cli("analyze", "sample:openlimb-tt-mean", tmp_path / "s.stl", "-o", tmp_path / "out")
     assert result.code == 2, result.stderr
-    assert "socketcad build" in result.stderr
+    assert "a build wrote, with its -sheet.json beside it" in result.stderr
     assert not (tmp_path / "out").exists()

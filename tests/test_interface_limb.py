@@ -73,7 +73,7 @@ def tsb(limb, tissue):
 
 
 def regions(result, case):
-    return {row["region"]: row for row in result.region_table(case)}
+    return {row.region: row.model_dump() for row in result.region_table(case)}
 
 
 def test_progress_is_reported_per_load_case(ptb):
@@ -99,8 +99,8 @@ def test_ptb_loads_the_patellar_tendon_and_popliteal_area(ptb):
 
 
 def test_tsb_spreads_the_load(ptb, tsb):
-    ptb_ratio = ptb.summary()["cases"]["standing"]["peak_to_mean"]
-    tsb_ratio = tsb.summary()["cases"]["standing"]["peak_to_mean"]
+    ptb_ratio = ptb.summary().model_dump()["cases"]["standing"]["peak_to_mean"]
+    tsb_ratio = tsb.summary().model_dump()["cases"]["standing"]["peak_to_mean"]
     print(f"standing peak-to-mean: PTB {ptb_ratio}, TSB {tsb_ratio}")
     assert tsb_ratio < ptb_ratio, f"standing peak-to-mean: PTB {ptb_ratio}, TSB {tsb_ratio}"
 
@@ -110,7 +110,7 @@ def test_peaks_in_published_ranges(design, request):
     """Standing and heel-strike peaks fall in DOMAIN.md's ranges, which were measured with pressure-mapping
     sensors: so the peak compared is the sensel peak (the highest mean over one sensel). The nodal peak,
     the field's highest value, is printed beside it; PTB's lies above 100 kPa standing (the note of issue 5)."""
-    cases = request.getfixturevalue(design).summary()["cases"]
+    cases = request.getfixturevalue(design).summary().model_dump()["cases"]
     standing, walking = cases["standing"], cases["heel_strike"]
     numbers = (f"{design.upper()} peaks, sensel / nodal kPa: standing {standing['sensel_peak_kpa']} / "
                f"{standing['peak_pressure_kpa']}, heel strike {walking['sensel_peak_kpa']} / {walking['peak_pressure_kpa']}")
@@ -140,8 +140,31 @@ def test_thicker_gel_liner_lowers_the_peaks_over_bone(limb, tissue):
     thin, thick = (analysed(limb, tissue, "ptb", liner_mm=mm, materials=gel) for mm in (3, 9))
     sensitive = ("fibular head", "tibial crest", "distal tibia")
     got = {mm: {name: regions(result, "standing")[name]["peak_kpa"] for name in sensitive + ("patellar tendon",)}
-           | {"mean": result.summary()["cases"]["standing"]["mean_pressure_kpa"]}
+           | {"mean": result.summary().model_dump()["cases"]["standing"]["mean_pressure_kpa"]}
            for mm, result in ((3, thin), (9, thick))}
     print(f"standing peaks (kPa) by liner thickness (mm): {got}")
     for name in sensitive + ("mean",):
         assert got[9][name] < got[3][name], f"standing peaks (kPa) by liner thickness (mm): {got}"
+
+
+def test_analyze_prints_its_result_and_its_json_follows_the_published_schema(limb, ptb, cli, tmp_path, monkeypatch):
+    """The command line's part of an analysis (the sheet beside the STL, the summary, --json), on the PTB result
+    this module computed (the solve itself is the library's, tested above)."""
+    import json
+
+    import jsonschema
+
+    from socketcad.design.fabrication import fabrication_sheet, write_socket_outputs
+    from socketcad.operations import _analysis, result_schemas
+
+    spec = SocketSpec(socket_type="ptb", liner="silicone_locking_6", closure="pin_lock_icelock", adapter="lock_housing_4h")
+    socket = build_socket(rectify(limb, template_plan("ptb", limb)).rectified_limb(), spec)
+    write_socket_outputs(socket, tmp_path / "s.stl", fabrication_sheet(socket))
+    monkeypatch.setattr(_analysis, "analyse_socket", lambda *args, **kwargs: ptb)
+    run = cli("analyze", "sample:openlimb-tt-mean", tmp_path / "s.stl", "-o", tmp_path / "out", "--json")
+    assert run.code == 0, run.stderr
+    summary = json.loads(run.stdout)
+    jsonschema.validate(summary, result_schemas()["Analysis"])
+    assert summary["cases"]["standing"] == json.loads((tmp_path / "out" / "interface-summary.json").read_text())["cases"]["standing"]
+    shown = cli("analyze", "sample:openlimb-tt-mean", tmp_path / "s.stl", "-o", tmp_path / "out")
+    assert shown.code == 0 and "Interface pressure and shear (kPa)" in shown.stdout and "validated:" in shown.stdout

@@ -38,7 +38,7 @@ def sockets(scan):
 
 @pytest.mark.parametrize("kind", SYSTEMS)
 def test_wall_strength_completes_on_the_scan_with_its_solver_reported(sockets, kind):
-    strength = socket_wall_strength(sockets[kind], 80.0)
+    strength = socket_wall_strength(sockets[kind], 80.0).model_dump()
     for case in ("heel_strike", "push_off"):
         row = strength[case]
         print(kind, case, row["peak_von_mises_mpa"], "MPa", row["max_deflection_mm"], "mm", row["solver"])
@@ -78,7 +78,7 @@ def test_interface_analysis_completes_on_the_scan_with_every_case_converged_or_s
     result = analyse_interface(scan, socket.inner, liner.thickness_mm, socket.closure.kind, 80.0, 3,
                                Materials(liner_youngs_kpa=liner.elastic_modulus_kpa, friction=liner.friction_skin),
                                tissue=tissue)
-    cases = result.summary()["cases"]
+    cases = result.summary().model_dump()["cases"]
     assert set(cases) == {"donning", "standing", "heel_strike", "stance_rotation", "swing_pull_off"}
     for name, case in cases.items():
         print(kind, name, case["converged"], case["residual_ratio"], case["peak_pressure_kpa"], "kPa")

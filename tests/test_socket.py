@@ -200,7 +200,7 @@ def test_transfemoral_sockets_build_on_the_tf_mean_without_trim_offsets(tf_mean,
     wall = thickness[measured]
     assert not np.isnan(wall).any()
     assert wall.min() >= socket.wall_thickness_mm - 0.1
-    sheet = fabrication_sheet(socket)
+    sheet = fabrication_sheet(socket).model_dump()
     assert sheet["checks"]["self_intersecting_face_pairs"] == len(self_intersections(socket.solid)) == 0
     assert not any(note.startswith("WARNING") for note in sheet["notes"])
 
@@ -211,11 +211,11 @@ def test_a_trim_point_given_above_the_brim_is_refused_with_an_offset_that_fits(t
     from socketcad.design.trimline import default_trimline, fit_below_brim
 
     model = rectify(tf_mean, template_plan("subischial", tf_mean)).rectified_limb()
-    with pytest.raises(InputError, match=r"--trim posterior=(-?\d+(\.\d)?)") as caught:
+    with pytest.raises(InputError, match=r"`trim_offsets_mm` posterior=(-?\d+(\.\d)?)") as caught:
         fit_below_brim(default_trimline("subischial").with_offsets({"posterior": -25}), model, {"posterior"})
     import re
 
-    suggested = float(re.search(r"--trim posterior=(-?\d+(?:\.\d)?)", str(caught.value)).group(1))
+    suggested = float(re.search(r"`trim_offsets_mm` posterior=(-?\d+(?:\.\d)?)", str(caught.value)).group(1))
     fitted, notes = fit_below_brim(default_trimline("subischial").with_offsets({"posterior": suggested}), model,
                                    {"posterior"})
     assert next(p for p in fitted.points if p.name == "posterior").offset_mm == suggested

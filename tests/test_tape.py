@@ -212,7 +212,7 @@ def test_a_tape_file_is_read_as_the_limb_it_describes_with_its_level_and_side(tm
     assert (limb.level, limb.side, limb.anterior_known) == ("transtibial", "left", True)
     assert measure.enclosed_volume_mm3(limb.skin) == pytest.approx(measure.enclosed_volume_mm3(tape_limb(measures).skin))
     assert load_limb("sample:ampscan-tt-tape", CaptureOptions(side="right")).side == "right"  # the sample leaves it open
-    with pytest.raises(InputError, match="tape measures are of a left limb, and --side says right"):
+    with pytest.raises(InputError, match="tape measures are of a left limb, and `side` says right"):
         load_limb(path, CaptureOptions(side="right"))
 
 

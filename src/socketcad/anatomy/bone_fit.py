@@ -50,7 +50,7 @@ def with_mean_bones(limb: Limb) -> Limb:
     if limb.level != "transtibial":
         raise InputError("fitting mean bones covers transtibial limbs only; give a limb with its bones")
     if limb.side not in ("left", "right"):
-        raise InputError("the limb's side is unknown, and the fitted fibula must lie laterally: give --side left or right")
+        raise InputError("the limb's side is unknown, and the fitted fibula must lie laterally: give `side` left or right")
     mean = _mean_limb()
     mean = mean if mean.side == limb.side else mirrored(mean)
     heights, scale, shift, how = _axis_maps(mean, limb)

@@ -8,7 +8,7 @@ import numpy as np
 import trimesh
 
 from socketcad.anatomy.limb import Limb
-from socketcad.geometry import aop, io
+from socketcad.geometry import aop, formats
 
 
 def limb_mesh(limb: Limb, keep_pose: bool = False) -> trimesh.Trimesh:
@@ -22,24 +22,27 @@ def limb_mesh(limb: Limb, keep_pose: bool = False) -> trimesh.Trimesh:
     return mesh
 
 
+def _aop_options(limb: Limb) -> dict:
+    """What an AOP of the limb states besides its radii: side and comments."""
+    return {"side": {"left": "LEFT", "right": "RIGHT"}.get(limb.side, "NONE"),
+            "comments": (f"socketcad: {limb.source}", "units mm; spoke 0 anterior, counter-clockwise from above")}
+
+
 def limb_aop(limb: Limb, spokes: int = 72, slice_mm: float = 2.0) -> aop.AopShape:
     """The skin as an AOP shape in the anatomical frame (spoke 0 anterior)."""
-    side = {"left": "LEFT", "right": "RIGHT"}.get(limb.side, "NONE")
-    return aop.mesh_to_aop(
-        limb.skin, n_spokes=spokes, slice_spacing_mm=slice_mm, side=side,
-        comments=(f"socketcad: {limb.source}", "units mm; spoke 0 anterior, counter-clockwise from above"),
-    )
+    return aop.mesh_to_aop(limb.skin, n_spokes=spokes, slice_spacing_mm=slice_mm, **_aop_options(limb))
 
 
 def write_limb(
     limb: Limb, path: Path, fmt: str, *, keep_pose: bool = False,
     spokes: int = 72, slice_mm: float = 2.0, ascii_stl: bool = False,
 ) -> None:
-    """Write the limb as ``fmt`` (stl, obj, ply, off, 3mf or aop), atomically.
+    """Write the limb as ``fmt`` (a name in geometry.formats: stl, obj, ply, off, 3mf or aop), atomically.
 
-    AOP holds the skin only and is always in the anatomical frame (it is cylindrical).
+    A cylindrical format (AOP) holds the skin only and is always in the anatomical frame.
     """
-    if fmt == "aop":
-        aop.write_aop(limb_aop(limb, spokes, slice_mm), path)
+    kind = formats.get_format(fmt)
+    if kind.cylindrical:
+        kind.write(limb.skin, path, spokes=spokes, slice_mm=slice_mm, **_aop_options(limb))
     else:
-        io.write_mesh(limb_mesh(limb, keep_pose), path, ascii_stl=ascii_stl)
+        kind.write(limb_mesh(limb, keep_pose), path, ascii_stl=ascii_stl)

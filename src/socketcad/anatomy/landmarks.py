@@ -97,7 +97,7 @@ def locate_landmarks(
     marks = landmarks_from_bones(limb) if use_bones and has_bones else landmarks_from_skin(limb)
     if not limb.anterior_known:  # every direction but the axis's is then a placeholder's
         marks = {name: mark if name == "distal_end" else
-                 replace(mark, how=f"{mark.how}; ANTERIOR UNKNOWN: placed on the frame's placeholder y, give --anterior")
+                 replace(mark, how=f"{mark.how}; ANTERIOR UNKNOWN: placed on the frame's placeholder y, give `anterior`")
                  for name, mark in marks.items()}
     if checked:
         names = list(checked)
@@ -107,7 +107,7 @@ def locate_landmarks(
         if off.max() > MAX_OFF_SKIN_MM:
             worst = names[int(np.argmax(off))]
             raise InputError(f"landmark '{worst}' is {off.max():.0f} mm off the skin (at most {MAX_OFF_SKIN_MM:g} mm): "
-                             "give it in the limb frame, mm (see 'socketcad landmarks FILE')")
+                             "give it in the limb frame, mm, as the limb's located landmarks are listed")
         for name, point, normal in zip(names, points, normals):
             marks[name] = Landmark(name, point, normal, "file")
     return replace(limb, landmarks=marks)

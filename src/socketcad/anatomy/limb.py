@@ -20,7 +20,7 @@ import trimesh
 from socketcad.anatomy.bones import label_bones
 from socketcad.anatomy.samples import get_sample, is_sample
 from socketcad.errors import GeometryError, InputError
-from socketcad.geometry import aop, deform, frame as frames, io, measure, repair
+from socketcad.geometry import deform, formats, frame as frames, measure, repair
 from socketcad.geometry.units import UnitChoice, choose_units, unit_scale
 
 if TYPE_CHECKING:
@@ -82,8 +82,8 @@ class Limb:
         """InputError when the anterior direction is only a placeholder: ``what`` would be placed on a guess."""
         if not self.anterior_known:
             raise InputError(f"{self.source}: the anterior direction is unknown (no bones to find it), so {what} "
-                             "would be placed on a guess; give --anterior X,Y,Z (the front of the limb in the file's "
-                             "coordinates; a clinic's scan: 'socketcad scan add CASE FILE --anterior X,Y,Z')")
+                             "would be placed on a guess; give `anterior` as X,Y,Z (the front of the limb in the file's "
+                             "coordinates), also when the scan is added to a case")
 
     def named_level(self, name: str) -> float:
         """Height (mm above the distal end) of a named level: distal, brim, a file level or a landmark."""
@@ -119,18 +119,8 @@ def load_limb(
     step("reading")
     name = str(source)
     notes: list[str] = []
-    file_axes = None
-    file_side = None
-    levels_mm: dict[str, float] = {}
-    if io.file_format(path, io.MESH_FORMATS + ("aop",)) == "aop":
-        shape = aop.read_aop(path)
-        mesh = aop.aop_to_mesh(shape)
-        file_axes = (np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0]))
-        file_side = {"RIGHT": "right", "LEFT": "left"}.get(shape.side.upper())
-        distal = float(shape.slice_heights_mm[0])
-        levels_mm = {lm.name: float(lm.heights_mm[0]) - distal for lm in shape.landmarks if len(lm.heights_mm)}
-    else:
-        mesh = io.read_mesh(path)
+    read = formats.read_mesh_file(path)  # any registered format; AOP also fixes axes, side and landmark levels
+    mesh, file_axes, file_side, levels_mm = read.mesh, read.axes, read.side, dict(read.levels_mm)
 
     # np.ptp, not mesh.extents: trimesh's cache would hash the whole vertex array first.
     units = choose_units(float(np.ptp(mesh.vertices, axis=0).max()), options.units, options.reference_length_mm, path.name)
@@ -194,7 +184,7 @@ def _tape_limb(source: str | Path, options: CaptureOptions, step: Callable[[str]
     for fact in ("level", "side"):
         given, stated = getattr(options, fact), getattr(limb, fact)
         if given is not None and stated not in ("unknown", given):
-            raise InputError(f"{source}: the tape measures are of a {stated} limb, and --{fact} says {given}")
+            raise InputError(f"{source}: the tape measures are of a {stated} limb, and `{fact}` says {given}")
         if given is not None:
             limb = replace(limb, **{fact: given})
     _check_plausible(limb, options, Path(str(source)).name)
@@ -208,7 +198,7 @@ def _check_plausible(limb: Limb, options: CaptureOptions, source: str) -> None:
     if not options.force:
         check_plausible(limb, source)
     elif found := implausible(limb):
-        limb.notes.append(f"WARNING: does not look like a residual limb ({'; '.join(found)}); went on as --force asked")
+        limb.notes.append(f"WARNING: does not look like a residual limb ({'; '.join(found)}); went on as `force` asked")
 
 
 def _check_options(options: CaptureOptions) -> None:
@@ -344,7 +334,7 @@ def _anterior_placeholder(skin, axis, level: str) -> tuple[np.ndarray, str, bool
     heights = skin.vertices @ axis
     top = float(heights[loop].min() - heights.min()) if loop is not None else float(np.ptp(heights))
     reference, _ = frames.shape_reference(skin, axis, top)
-    ask = "give --anterior X,Y,Z (file coordinates) before designing"
+    ask = "give `anterior` as X,Y,Z (file coordinates) before designing"
     if loop is not None and level == "transtibial":
         provisional = frames.build_frame(skin, axis, reference)
         direction = frames.anterior_from_brim(provisional.to_local(skin.vertices[loop]))
@@ -382,7 +372,7 @@ def _side(bones, file_side, options: CaptureOptions, level: str) -> tuple[str, s
         lateral_x = frames.surface_centroid(bones["femur"])[0] - frames.surface_centroid(bones["pelvis"])[0]
         if lateral_x != 0:
             return ("right" if lateral_x > 0 else "left"), "from the bones (the hemipelvis is medial)"
-    return "unknown", "unknown; give --side"
+    return "unknown", "unknown; give `side`"
 
 
 def mirrored(limb: Limb) -> Limb:
@@ -401,5 +391,5 @@ def mirrored(limb: Limb) -> Limb:
         side=other,
         fingerprint=skin_fingerprint(mirror(limb.skin)) if limb.fingerprint else "",  # another shape
         frame=frames.Frame(rotation=rotation, origin=limb.frame.origin),
-        notes=limb.notes + [f"mirrored to the {other} side (--flip-side)"],
+        notes=limb.notes + [f"mirrored to the {other} side (`flip_side`)"],
     )

@@ -1,6 +1,6 @@
 """Is it a residual limb at all? Size, volume and shape checked against the human range.
 
-A file in the wrong units (``--units in`` on a millimetre scan makes a 6.5 m limb), a cube or a box
+A file in the wrong units (``units`` ``in`` on a millimetre scan makes a 6.5 m limb), a cube or a box
 reads as a surface like any other, and every step after it would give numbers for it. ``load_limb``
 refuses what lies far outside these ranges unless the user insists (``force``). The ranges are wide
 on purpose (children to large adults, transtibial to transfemoral, scans that reach the hip):
@@ -31,7 +31,7 @@ LENGTH_MM = (50.0, 1000.0)
 WIDTH_MM = (40.0, 350.0)
 VOLUME_CM3 = (50.0, 25000.0)
 MIN_ROUNDNESS = 0.85
-# Hard limits, checked on the raw mesh before any work and not lifted by --force: past them no step can
+# Hard limits, checked on the raw mesh before any work and not lifted by `force`: past them no step can
 # give a meaningful number (a 1e9 mm coordinate has float32 steps of 64 mm; a 1e9 mm profile needs GBs).
 # The worst units mistake, a 1 m millimetre scan read as inches (25.4 m), stays inside, refused by the
 # forceable checks above with their reason.
@@ -51,7 +51,7 @@ def check_extent(vertices_mm: np.ndarray, source: str) -> None:
     if extent > MAX_EXTENT_MM or far > MAX_COORDINATE_MM:
         raise InputError(f"{source}: spans {_mm(extent)} mm and reaches {_mm(far)} mm from the origin after units; "
                          f"socketcad reads shapes up to {MAX_EXTENT_MM:,.0f} mm across within {MAX_COORDINATE_MM:,.0g} "
-                         "mm of the origin: check --units and the file")
+                         "mm of the origin: check `units` and the file")
     sample = vertices_mm[:: max(1, len(vertices_mm) // 20000)]
     spread = np.sqrt(np.maximum(np.linalg.eigvalsh(np.cov(sample.T)), 0.0)) if len(sample) > 3 else np.zeros(3)
     if spread[0] < MIN_THICKNESS_MM:
@@ -85,4 +85,4 @@ def check_plausible(limb: Limb, source: str) -> None:
     found = implausible(limb)
     if found:
         raise InputError(f"{source}: does not look like a residual limb: {'; '.join(found)} (units: "
-                         f"{limb.units.unit}); check --units and the file, or pass --force to go on anyway")
+                         f"{limb.units.unit}); check `units` and the file, or set `force` to go on anyway")

@@ -6,16 +6,22 @@ surface, with a core of full effect and a ``falloff_mm`` band in which the effec
 to zero along Perlin's quintic smootherstep (zero slope and curvature at both ends: no
 crease, no step). Distances are measured along the skin, as a tape would (arc lengths,
 exact on circular sections); directions in the skin's tangent plane at the centre.
+``region_map`` labels each skin vertex with the region around a landmark that it lies in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, Protocol, Sequence, TypeVar
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from socketcad.errors import InputError
-from socketcad.geometry.deform import smootherstep
+from socketcad.geometry.deform import smootherstep, vertex_normals
+
+if TYPE_CHECKING:
+    from socketcad.anatomy.limb import Limb
 
 # Vertices whose normal turns more than ~75 deg away from the centre's (cosine < 0.25) fade out,
 # and those facing away (cosine <= 0) are never touched: a region on the front of a thin
@@ -52,7 +58,7 @@ def lateral_sign(side: str) -> float:
         return 1.0
     if side == "left":
         return -1.0
-    raise InputError("the limb's side is unknown, so medial and lateral are too; give --side left or right")
+    raise InputError("the limb's side is unknown, so medial and lateral are too; give `side` left or right")
 
 
 def anatomical_vector(side: str, proximal: float = 0.0, anterior: float = 0.0, lateral: float = 0.0) -> np.ndarray:
@@ -150,3 +156,46 @@ def _arc_length(chord: np.ndarray, normal_cosine: np.ndarray) -> np.ndarray:
     """
     half = 0.5 * np.arccos(np.clip(normal_cosine, -1.0, 1.0))
     return chord * np.where(half > 1e-6, half / np.maximum(np.sin(half), 1e-12), 1.0)
+
+
+class RegionShape(Protocol):
+    """What ``region_map`` reads of a region: the landmark it sits around and its ellipse (mm)."""
+
+    landmark: str
+    width_mm: float
+    height_mm: float
+
+
+R = TypeVar("R", bound=RegionShape)
+
+
+@dataclass(frozen=True)
+class RegionMap(Generic[R]):
+    """Which skin vertices (n,) belong to which region (-1: elsewhere) and the regions used."""
+
+    label: np.ndarray
+    regions: tuple[R, ...]
+
+
+def region_map(limb: Limb, regions: Sequence[R], rank: Sequence[float]) -> RegionMap[R]:
+    """Label every skin vertex of ``limb`` (landmarks located) with its region: weight >= 0.5 of the
+    region's ellipse around the skin vertex nearest its landmark (falloff a quarter of its width); where
+    regions overlap, the one of lowest ``rank`` (one number a region) wins. A region whose landmark the
+    limb lacks labels nothing."""
+    if len(rank) != len(regions):
+        raise ValueError(f"rank has {len(rank)} entries for {len(regions)} regions")
+    vertices = np.asarray(limb.skin.vertices)
+    normals = vertex_normals(limb.skin)
+    tree = cKDTree(vertices)
+    label = np.full(len(vertices), -1)
+    best = np.full(len(vertices), np.inf)
+    for index, (region, order) in enumerate(zip(regions, rank)):
+        landmark = limb.landmarks.get(region.landmark)
+        if landmark is None:
+            continue
+        centre = int(tree.query(landmark.point_mm)[1])
+        placement = place_region(vertices, normals, centre, region.width_mm, region.height_mm, 0.25 * region.width_mm)
+        inside = region_weights(vertices, normals, placement) >= 0.5
+        take = inside & (order < best)
+        label[take], best[take] = index, order
+    return RegionMap(label, tuple(regions))

@@ -32,7 +32,7 @@ class Sample:
 
     name: str
     filename: str
-    units: str  # as for --units: mm, or tibia/femur for OpenLimb's normalised shapes
+    units: str  # as for `units`: mm, or tibia/femur for OpenLimb's normalised shapes
     level: str  # transtibial or transfemoral
     description: str
     licence: str
@@ -72,7 +72,7 @@ SAMPLES = {
                "AmpScan Example.AOP: transtibial shape in the AAOP cylindrical format (TIB, MPT, TE)", AMPSCAN),
         Sample("ampscan-tt-tape", "ampscan-tt-tape.yaml", "mm", "transtibial",
                "Tape measures taken from the AmpScan scan: 25 circumferences every 10 mm, AP/ML widths "
-               "(for 'socketcad tape')", AMPSCAN, kind="tape"),
+               "(a limb shape is built from them)", AMPSCAN, kind="tape"),
     )
 }
 
@@ -91,13 +91,13 @@ def get_sample(source: str, kind: str | None = "limb") -> Sample:
     (None: any kind)."""
     name = str(source)[len(SAMPLE_PREFIX):]
     if name not in SAMPLES:
-        raise InputError(f"unknown sample '{name}'; run 'socketcad samples' (known: {', '.join(SAMPLES)})")
+        raise InputError(f"unknown sample '{name}'; list the samples (known: {', '.join(SAMPLES)})")
     sample = SAMPLES[name]
     if kind is not None and sample.kind != kind:
         if sample.kind == "tape":
             raise InputError(
-                f"sample:{name} holds tape measures, not a limb shape; build a limb from it with "
-                f"'socketcad tape sample:{name} -o limb.stl'"
+                f"sample:{name} holds tape measures, not a limb shape; build a limb from its tape measures "
+                "first"
             )
         raise InputError(f"sample:{name} is a limb shape, not tape measures; give a YAML or JSON tape file")
     return sample

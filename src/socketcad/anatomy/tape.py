@@ -243,7 +243,7 @@ def tape_from_limb(
     """
     level = limb.level if limb.level in DEFAULT_REFERENCE else None
     if level is None:
-        raise InputError(f"{limb.source}: level '{limb.level}' unknown; load it with level transtibial or transfemoral (--level)")
+        raise InputError(f"{limb.source}: level '{limb.level}' unknown; load it with `level` transtibial or transfemoral")
     highest = limb.brim_low_mm if limb.brim_low_mm is not None else float(limb.skin.vertices[:, 2].max())
     if not (0 < reference_level_mm <= highest):
         raise InputError(

@@ -35,7 +35,7 @@ from scipy.sparse import linalg as sparse_linalg
 from sksparse import cholmod
 from skfem import Basis, ElementTetP2, FacetBasis, MeshTet
 
-from socketcad.biomech.structure import lame_parameters, rigid_body_modes, stiffness_matrix, vector_dofs
+from socketcad.biomech.elastic import lame_parameters, rigid_body_modes, stiffness_matrix, vector_dofs
 from socketcad.errors import GeometryError
 from socketcad.geometry.solid import closest_faces
 

@@ -21,7 +21,6 @@ absolute truth.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,13 +30,15 @@ import numpy as np
 import trimesh
 from scipy import sparse
 from scipy.spatial import cKDTree
+from pydantic import BaseModel
 
 from socketcad.anatomy.limb import Limb
+from socketcad.anatomy.regions import RegionMap, region_map
 from socketcad.biomech import fem
 from socketcad.biomech.loads import interface_cases
 from socketcad.biomech.mesh import LINER, LimbMesh, TissueMesh, facet_indices, tissue_mesh, with_liner
-from socketcad.biomech.structure import lame_parameters, p2_nodes
-from socketcad.biomech.tolerance import DEFAULT_TRANSTIBIAL, ELSEWHERE, SOURCE, RegionMap, RegionTolerance, region_map
+from socketcad.biomech.elastic import lame_parameters, p2_nodes
+from socketcad.biomech.tolerance import DEFAULT_TRANSTIBIAL, ELSEWHERE, SOURCE, RegionTolerance
 from socketcad.errors import InputError
 from socketcad.geometry import io
 from socketcad.geometry.deform import vertex_face_incidence
@@ -74,6 +75,59 @@ class Materials:
     friction: float = 0.61
 
 
+class RegionPressure(BaseModel):
+    """One region's pressure in one load case (kPa, over its skin vertices in contact)."""
+
+    region: str
+    kind: str
+    tolerance_kpa: float
+    peak_kpa: float
+    sensel_peak_kpa: float
+    mean_kpa: float
+    over_tolerance: bool  # flagged by the nodal peak
+    vertices: int
+
+
+class CaseSummary(BaseModel):
+    """One load case: pressure and shear (kPa), contact force (N), penetration (mm), solver figures."""
+
+    how: str
+    peak_pressure_kpa: float
+    sensel_peak_kpa: float
+    mean_pressure_kpa: float
+    peak_to_mean: float | None
+    peak_shear_kpa: float
+    contact_force_n: float
+    max_penetration_mm: float
+    newton_iterations: int
+    factorizations: int
+    cg_iterations: int
+    residual_ratio: float
+    converged: bool
+    seconds: float
+    regions: list[RegionPressure] | None  # None for donning (no load yet)
+
+
+class InterfaceSummary(BaseModel):
+    """The interface analysis: per load case, pistoning (mm) and stance rotation (degrees), with what is
+    validated and what is an estimate; written as ``interface-summary.json``."""
+
+    units: str = "kPa, mm, N, degrees"
+    cases: dict[str, CaseSummary]
+    pistoning_mm: float | None
+    stance_rotation_deg: float | None
+    materials: dict[str, float]  # moduli kPa, Poisson's ratios, friction
+    liner_thickness_mm: float
+    sensel: str
+    penalty_stiffness_mpa_per_mm: float
+    dofs: int
+    elements: int
+    mesh_seconds: float
+    notes: list[str]
+    validated: list[str]
+    estimates: list[str]
+
+
 @dataclass(frozen=True, eq=False)
 class CaseResult:
     """One step: per skin vertex pressure and shear (n,) kPa, the bones' motion, solver figures."""
@@ -96,7 +150,7 @@ class CaseResult:
 @dataclass(frozen=True, eq=False)
 class InterfaceResult:
     cases: dict[str, CaseResult]
-    regions: RegionMap
+    regions: RegionMap[RegionTolerance]
     materials: Materials
     liner_thickness_mm: float
     penalty_mpa_per_mm: float
@@ -124,7 +178,7 @@ class InterfaceResult:
             return None
         return float(np.degrees(self.cases["stance_rotation"].rigid_mm_rad[5] - self.cases["standing"].rigid_mm_rad[5]))
 
-    def region_table(self, case: str) -> list[dict]:
+    def region_table(self, case: str) -> list[RegionPressure]:
         """Per region: nodal and sensel peak and mean pressure (kPa, over vertices in contact) against its
         tolerance (flagged by the nodal peak)."""
         pressure, sensel = self.cases[case].pressure_kpa, self.sensel_pressure_kpa(case)
@@ -134,44 +188,44 @@ class InterfaceResult:
             values = pressure[where]
             peak = float(values.max()) if values.size else 0.0
             loaded = values[values > 0]
-            rows.append({"region": region.name, "kind": region.kind, "tolerance_kpa": region.tolerance_kpa,
-                         "peak_kpa": round(peak, 1), "sensel_peak_kpa": round(float(sensel[where].max(initial=0.0)), 1),
-                         "mean_kpa": round(float(loaded.mean()) if loaded.size else 0.0, 1),
-                         "over_tolerance": bool(peak > region.tolerance_kpa), "vertices": int(where.sum())})
+            rows.append(RegionPressure(
+                region=region.name, kind=region.kind, tolerance_kpa=region.tolerance_kpa, peak_kpa=round(peak, 1),
+                sensel_peak_kpa=round(float(sensel[where].max(initial=0.0)), 1),
+                mean_kpa=round(float(loaded.mean()) if loaded.size else 0.0, 1),
+                over_tolerance=bool(peak > region.tolerance_kpa), vertices=int(where.sum())))
         return rows
 
-    def summary(self) -> dict:
-        """Plain data: per case peaks, means, peak-to-mean ratio, regions; pistoning and rotation."""
+    def summary(self) -> InterfaceSummary:
+        """Per case peaks, means, peak-to-mean ratio, regions; pistoning and rotation."""
         cases = {}
         for name, case in self.cases.items():
             loaded = case.pressure_kpa[case.pressure_kpa > 0]
             mean = float(loaded.mean()) if loaded.size else 0.0
-            cases[name] = {
-                "how": case.how, "peak_pressure_kpa": round(float(case.pressure_kpa.max()), 1),
-                "sensel_peak_kpa": round(float(self.sensel_pressure_kpa(name).max()), 1),
-                "mean_pressure_kpa": round(mean, 1),
-                "peak_to_mean": round(float(case.pressure_kpa.max()) / mean, 2) if mean else None,
-                "peak_shear_kpa": round(float(case.shear_kpa.max()), 1),
-                "contact_force_n": round(case.contact_force_n, 1),
-                "max_penetration_mm": round(case.max_penetration_mm, 3),
-                "newton_iterations": case.newton_iterations, "factorizations": case.factorizations,
-                "cg_iterations": case.cg_iterations,
-                "residual_ratio": float(f"{case.residual_ratio:.2e}"), "converged": case.converged,
-                "seconds": round(case.seconds, 2),
-                "regions": self.region_table(name) if name != "donning" else None,
-            }
-        return {
-            "units": "kPa, mm, N, degrees",
-            "cases": cases,
-            "pistoning_mm": _rounded(self.pistoning_mm, 2),
-            "stance_rotation_deg": _rounded(self.rotation_deg, 2),
-            "materials": self.materials.__dict__,
-            "liner_thickness_mm": self.liner_thickness_mm,
-            "sensel": f"{SENSEL_MM:g} mm square (F-Socket 9811E), as a disc of {SENSEL_RADIUS_MM:.2f} mm radius",
-            "penalty_stiffness_mpa_per_mm": round(self.penalty_mpa_per_mm, 3),
-            "dofs": self.dofs, "elements": self.elements, "mesh_seconds": round(self.mesh_seconds, 1),
-            "notes": list(self.notes), "validated": list(VALIDATED), "estimates": list(ESTIMATES),
-        }
+            cases[name] = CaseSummary(
+                how=case.how, peak_pressure_kpa=round(float(case.pressure_kpa.max()), 1),
+                sensel_peak_kpa=round(float(self.sensel_pressure_kpa(name).max()), 1),
+                mean_pressure_kpa=round(mean, 1),
+                peak_to_mean=round(float(case.pressure_kpa.max()) / mean, 2) if mean else None,
+                peak_shear_kpa=round(float(case.shear_kpa.max()), 1),
+                contact_force_n=round(case.contact_force_n, 1),
+                max_penetration_mm=round(case.max_penetration_mm, 3),
+                newton_iterations=case.newton_iterations, factorizations=case.factorizations,
+                cg_iterations=case.cg_iterations,
+                residual_ratio=float(f"{case.residual_ratio:.2e}"), converged=case.converged,
+                seconds=round(case.seconds, 2),
+                regions=self.region_table(name) if name != "donning" else None,
+            )
+        return InterfaceSummary(
+            cases=cases,
+            pistoning_mm=_rounded(self.pistoning_mm, 2),
+            stance_rotation_deg=_rounded(self.rotation_deg, 2),
+            materials=dict(self.materials.__dict__),
+            liner_thickness_mm=self.liner_thickness_mm,
+            sensel=f"{SENSEL_MM:g} mm square (F-Socket 9811E), as a disc of {SENSEL_RADIUS_MM:.2f} mm radius",
+            penalty_stiffness_mpa_per_mm=round(self.penalty_mpa_per_mm, 3),
+            dofs=self.dofs, elements=self.elements, mesh_seconds=round(self.mesh_seconds, 1),
+            notes=list(self.notes), validated=list(VALIDATED), estimates=list(ESTIMATES),
+        )
 
     def save(self, directory: Path) -> dict[str, Path]:
         """Per-vertex maps (npz: <case>_pressure_kpa, <case>_shear_kpa, <case>_sensel_pressure_kpa,
@@ -192,7 +246,7 @@ class InterfaceResult:
 
         with io.all_or_none():
             io.write_atomic(paths["maps"], write_npz)
-            io.write_atomic(paths["summary"], lambda tmp: tmp.write_text(json.dumps(self.summary(), indent=2)))
+            io.write_atomic(paths["summary"], lambda tmp: tmp.write_text(self.summary().model_dump_json(indent=2)))
         return paths
 
 
@@ -254,7 +308,8 @@ def analyse_interface(
             standing = solved
         results[name] = record(name, case.how, solved, time.perf_counter() - clock)
     notes = limb_mesh.notes + (f"analysis {time.perf_counter() - started:.1f} s",)
-    return InterfaceResult(results, region_map(limb, tolerances), materials, limb_mesh.liner_thickness_mm, penalty,
+    regions = region_map(limb, tolerances, [region.tolerance_kpa for region in tolerances])  # least tolerant wins
+    return InterfaceResult(results, regions, materials, limb_mesh.liner_thickness_mm, penalty,
                            int(3 * problem.basis.N), int(limb_mesh.mesh.nelements), mesh_seconds, notes,
                            disc_average(limb.skin, SENSEL_RADIUS_MM))
 

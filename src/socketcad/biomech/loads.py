@@ -114,7 +114,7 @@ def check_body_mass(body_mass_kg: float) -> float:
     """The body mass (kg) if it is a person's (BODY_MASS_KG); InputError otherwise. The one rule for it."""
     low, high = BODY_MASS_KG
     if not np.isfinite(body_mass_kg) or not low <= body_mass_kg <= high:
-        raise InputError(f"body mass {body_mass_kg:g} kg: give {low:g}-{high:g} kg (--body-mass)")
+        raise InputError(f"body mass {body_mass_kg:g} kg: give `body_mass_kg` {low:g}-{high:g} kg")
     return float(body_mass_kg)
 
 

@@ -31,7 +31,7 @@ from skfem import MeshTet
 
 from socketcad.anatomy.bone_fit import with_mean_bones
 from socketcad.anatomy.limb import Limb
-from socketcad.biomech.structure import positively_oriented, prism_tetrahedra
+from socketcad.biomech.elastic import positively_oriented, prism_tetrahedra
 from socketcad.errors import GeometryError, InputError
 from socketcad.geometry import io, solid
 from socketcad.geometry.deform import vertex_face_incidence, vertex_normals

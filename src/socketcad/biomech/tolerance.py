@@ -6,23 +6,19 @@ DOMAIN.md (PTB loads the patellar tendon, the medial tibial flare and the poplit
 fibular head, tibial crest and distal tibia). The kPa values are this project's indicative defaults, set
 from the published walking peaks (50-250 kPa, Safari & Meier 2015; Dumbleton 2009): tolerant regions at
 the top of that range, soft tissue in the middle, bony prominences at its lower part. They are not
-measured pain thresholds: edit them for the patient (``read_tolerances``).
+measured pain thresholds: edit them for the patient (``read_tolerances``). The skin is labelled by
+region with socketcad.anatomy.regions.region_map, ranked by ``tolerance_kpa``: where regions overlap,
+the least tolerant wins.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.spatial import cKDTree
 
-from socketcad.anatomy.limb import Limb
-from socketcad.anatomy.regions import place_region, region_weights
 from socketcad.errors import InputError, validated
 from socketcad.geometry import io
-from socketcad.geometry.deform import vertex_normals
 
 SOURCE = ("indicative defaults from the published transtibial walking peaks 50-250 kPa (Safari & Meier 2015; "
           "Dumbleton 2009) and the PTB load/relief classes; not measured pain thresholds, edit per patient")
@@ -55,14 +51,6 @@ DEFAULT_TRANSTIBIAL = (
 ELSEWHERE = RegionTolerance(name="elsewhere", landmark="-", width_mm=1, height_mm=1, tolerance_kpa=150, kind="intermediate")
 
 
-@dataclass(frozen=True)
-class RegionMap:
-    """Which skin vertices (n,) belong to which region (-1: elsewhere) and the table used."""
-
-    label: np.ndarray
-    regions: tuple[RegionTolerance, ...]
-
-
 def read_tolerances(path: Path) -> tuple[RegionTolerance, ...]:
     """A tolerance table from YAML/JSON: a list of regions (fields as RegionTolerance)."""
     data = io.read_data_file(path, "tolerance table")
@@ -70,23 +58,3 @@ def read_tolerances(path: Path) -> tuple[RegionTolerance, ...]:
         raise InputError(f"{path}: a tolerance table is a list of regions")
     return tuple(validated(RegionTolerance, entry, f"{path}: region {number}", "a region is a mapping of fields")
                  for number, entry in enumerate(data, start=1))
-
-
-def region_map(limb: Limb, regions: tuple[RegionTolerance, ...] = DEFAULT_TRANSTIBIAL) -> RegionMap:
-    """Label every skin vertex of ``limb`` (landmarks located) with its region: weight >= 0.5 of the
-    region's ellipse (socketcad.anatomy.regions); where regions overlap, the least tolerant wins."""
-    vertices = np.asarray(limb.skin.vertices)
-    normals = vertex_normals(limb.skin)
-    tree = cKDTree(vertices)
-    label = np.full(len(vertices), -1)
-    best = np.full(len(vertices), np.inf)
-    for index, region in enumerate(regions):
-        landmark = limb.landmarks.get(region.landmark)
-        if landmark is None:
-            continue
-        centre = int(tree.query(landmark.point_mm)[1])
-        placement = place_region(vertices, normals, centre, region.width_mm, region.height_mm, 0.25 * region.width_mm)
-        inside = region_weights(vertices, normals, placement) >= 0.5
-        take = inside & (region.tolerance_kpa < best)
-        label[take], best[take] = index, region.tolerance_kpa
-    return RegionMap(label, tuple(regions))

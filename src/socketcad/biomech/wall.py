@@ -16,6 +16,7 @@ import trimesh
 
 from socketcad.biomech.loads import check_body_mass, iso10328_load_case
 from socketcad.biomech.structure import DEFAULT_CLAMP_BAND_MM, layered_wall_mesh, wall_strength
+from socketcad.design.fabrication import StrengthCase, WallStrength
 from socketcad.design.socket import Socket
 from socketcad.design.trimline import trim_level
 from socketcad.errors import GeometryError, InputError
@@ -71,27 +72,28 @@ def _folds(vertices: np.ndarray, faces: np.ndarray, directions: np.ndarray, thic
     return False
 
 
-def socket_wall_strength(socket: Socket, body_mass_kg: float) -> dict:
+def socket_wall_strength(socket: Socket, body_mass_kg: float) -> WallStrength:
     """Peak von Mises stress, deflection and safety factor of the wall under ISO 10328 heel-strike
-    and push-off proof loads for ``body_mass_kg``; plain data for the fabrication sheet."""
+    and push-off proof loads for ``body_mass_kg``, for the fabrication sheet."""
     level = iso_level(body_mass_kg)
     vertices, faces, directions, thickness = fe_wall(socket)
     floor_z = vertices[:, 2].min()
     clamped = vertices[:, 2] < floor_z + CLAMP_HEIGHT_MM
     loaded = vertices[:, 2] > floor_z + CLAMP_HEIGHT_MM + DEFAULT_CLAMP_BAND_MM
     material = socket.material
-    result = {"iso_10328_level": f"{level} (body mass {body_mass_kg:g} kg)", "material_strength_mpa": material.strength_mpa,
-              "strength_basis": material.strength_basis}
+    side = socket.model.side if socket.model.side in ("left", "right") else "right"
+    cases = {}
     for condition in ("heel_strike", "push_off"):
         case = iso10328_load_case(level, condition)
         check = wall_strength(vertices, faces, directions, thickness, clamped, loaded, case, material.youngs_modulus_mpa,
-                              material.poisson, material.strength_mpa, layers=FE_LAYERS, side=socket.model.side if socket.model.side in ("left", "right") else "right")
-        result[condition] = {"force_n": case.force_n, "peak_von_mises_mpa": round(check.peak_von_mises_mpa, 2),
-                             "max_deflection_mm": round(check.max_deflection_mm, 3),
-                             "safety_factor": round(check.safety_factor, 2), "dofs": int(check.dofs),
-                             "seconds": round(check.seconds, 1), "load_source": case.source,
-                             "solver": check.solver}
-    result["validated"] = "FE verified against beam theory and mesh convergence (tests); see biomech.structure"
-    result["estimates"] = ("boundary conditions (distal block clamped), load transfer (traction on the inner surface), "
-                           "ISO load-line offsets, printed-material strength; the adapter and bolts are not modelled")
-    return result
+                              material.poisson, material.strength_mpa, layers=FE_LAYERS, side=side)
+        cases[condition] = StrengthCase(force_n=case.force_n, peak_von_mises_mpa=round(check.peak_von_mises_mpa, 2),
+                                        max_deflection_mm=round(check.max_deflection_mm, 3),
+                                        safety_factor=round(check.safety_factor, 2), dofs=int(check.dofs),
+                                        seconds=round(check.seconds, 1), load_source=case.source, solver=check.solver)
+    return WallStrength(
+        iso_10328_level=f"{level} (body mass {body_mass_kg:g} kg)", material_strength_mpa=material.strength_mpa,
+        strength_basis=material.strength_basis, **cases,
+        validated="FE verified against beam theory and mesh convergence (tests); see biomech.structure",
+        estimates=("boundary conditions (distal block clamped), load transfer (traction on the inner surface), "
+                   "ISO load-line offsets, printed-material strength; the adapter and bolts are not modelled"))

@@ -23,7 +23,7 @@ from sqlalchemy import JSON, DateTime, Float, Integer, String, select
 from sqlalchemy.exc import IntegrityError
 
 from socketcad import __version__
-from socketcad.clinic.cases import METHODS, actor, audit, check_case, check_length, find_case, utc
+from socketcad.clinic.cases import METHODS, audit, check_case, check_length, find_case, utc
 from socketcad.clinic.files import HASH_LENGTH
 from socketcad.clinic.fitting import Adjustment, check_feedback, parse_adjustment
 from socketcad.clinic.followup import ADVICE
@@ -61,11 +61,11 @@ COMPRESSIONS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", z
                 zipfile.ZIP_LZMA: "lzma"}
 
 
-def export_case(store: Store, reference: str, path: Path) -> dict:
+def export_case(store: Store, reference: str, path: Path, *, actor: str) -> dict:
     """Write the case's archive to ``path`` (atomically); the manifest written."""
     with store.transaction() as db:
         case = find_case(db, reference)
-        manifest = {"format": FORMAT, "version": VERSION, "socketcad": __version__, "exported_by": actor(),
+        manifest = {"format": FORMAT, "version": VERSION, "socketcad": __version__, "exported_by": actor,
                     "case": {"reference": case.reference, "level": case.level, "side": case.side,
                              "created_at": utc(case.created_at)}}
         for kind, model in KINDS.items():
@@ -86,7 +86,7 @@ def export_case(store: Store, reference: str, path: Path) -> dict:
     return manifest
 
 
-def import_case(store: Store, path: Path) -> Case:
+def import_case(store: Store, path: Path, *, actor: str) -> Case:
     """Add the case in the archive at ``path``; InputError (one line naming the archive and the problem), with
     nothing stored, if the archive is damaged, over a limit, not a case archive, holds a record the store could
     not read back, or its reference is taken."""
@@ -103,7 +103,7 @@ def import_case(store: Store, path: Path) -> Case:
             if store.files.put(data) != digest:  # the archive changed since it was checked
                 raise InputError(f"{path}: file {digest[:12]} changed while it was imported; import it again")
     try:
-        return _insert(store, checked, path.name)
+        return _insert(store, checked, path.name, actor)
     except IntegrityError:  # imported meanwhile by another process
         raise taken from None
 
@@ -119,7 +119,7 @@ class _Checked:
     exported_by: str | None
 
 
-def _insert(store: Store, checked: _Checked, name: str) -> Case:
+def _insert(store: Store, checked: _Checked, name: str, actor: str) -> Case:
     """The archive's records, renumbered, in one transaction."""
     with store.transaction() as db:
         case = Case(**checked.case)
@@ -139,7 +139,7 @@ def _insert(store: Store, checked: _Checked, name: str) -> Case:
         for event in checked.audit:
             db.add(AuditEvent(case_id=case.id, **{**event, "detail": {**event["detail"], "imported": True}}))
         audit(db, "case.import", case.id, {"archive": name, "exported_by": checked.exported_by,
-                                           "ids": {kind: {str(k): v for k, v in ids.items()} for kind, ids in new_ids.items()}})
+                                           "ids": {kind: {str(k): v for k, v in ids.items()} for kind, ids in new_ids.items()}}, actor)
     return case
 
 
@@ -175,19 +175,19 @@ def _manifest(path: Path, archive: zipfile.ZipFile) -> dict:
     try:
         info = archive.getinfo("manifest.json")
     except KeyError:
-        raise InputError(f"{path}: the archive lacks manifest.json; it is not a whole socketcad case archive") from None
+        raise InputError(f"{path}: the archive lacks manifest.json; it is not a whole case archive of socketcad") from None
     text = b"".join(_chunks(path, archive, info, MAX_MANIFEST_BYTES))
     try:
         manifest = json.loads(text, parse_constant=_no_constant)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError(f"{path}: manifest.json is not valid JSON; it is not a socketcad case manifest") from None
+        raise InputError(f"{path}: manifest.json is not valid JSON; it is not the manifest of a case archive") from None
     except RecursionError:
-        raise InputError(f"{path}: manifest.json nests too deep for a socketcad case manifest") from None
+        raise InputError(f"{path}: manifest.json nests too deep for the manifest of a case archive") from None
     except ValueError as exc:  # NaN or Infinity (_no_constant); Python refuses integers of over 4,300 digits
         reason = str(exc) if str(exc).startswith("holds ") else "holds an integer of over 4,300 digits"
         raise InputError(f"{path}: manifest.json {reason}, which no case record holds") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise InputError(f"{path}: not a socketcad case archive (its manifest names no format {FORMAT!r})")
+        raise InputError(f"{path}: not a case archive of socketcad (its manifest names no format {FORMAT!r})")
     version = manifest.get("version")
     if type(version) is not int or version != VERSION:
         raise InputError(f"{path}: case archive version {printable(repr(version))[:40]} is not supported: this "
@@ -220,7 +220,7 @@ def _check_file(path: Path, archive: zipfile.ZipFile, digest: str) -> None:
     try:
         info = archive.getinfo(f"files/{digest}")
     except KeyError:
-        raise InputError(f"{path}: the archive lacks files/{digest[:12]}; it is not a whole socketcad case archive") from None
+        raise InputError(f"{path}: the archive lacks files/{digest[:12]}; it is not a whole case archive of socketcad") from None
     hasher = hashlib.sha256()
     for chunk in _chunks(path, archive, info, MAX_MEMBER_BYTES):
         hasher.update(chunk)

@@ -5,14 +5,13 @@ the same transaction. Bad input raises InputError and changes nothing."""
 from __future__ import annotations
 
 import json
-import os
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -24,22 +23,16 @@ from socketcad.clinic.files import sha256
 from socketcad.clinic.models import AuditEvent, Case, Revision, Scan
 from socketcad.clinic.store import Store
 from socketcad.design.plan import RectificationPlan, plan_from_dict
-from socketcad.design.socket import SocketSpec, build_socket, spec_from_dict
-from socketcad.design.templates import TemplateInputs, template_plan
+from socketcad.design.fabrication import FabricationSheet, fabrication_sheet
+from socketcad.design.pipeline import complete_spec, design_socket, prepared_limb, template_inputs
+from socketcad.design.socket import SocketSpec, spec_from_dict
+from socketcad.design.templates import template_plan
 from socketcad.errors import InputError, printable
 from socketcad.geometry import io
 
 LEVELS = ("transtibial", "transfemoral")
 SIDES = ("left", "right")
 METHODS = ("scan", "cast", "tape")
-# A test hook: seconds to sleep after a revision's files are stored and before its records are committed
-# (the crash-safety test kills the process there).
-PAUSE_BEFORE_COMMIT = "SOCKETCAD_PAUSE_BEFORE_COMMIT_S"
-
-
-def actor() -> str:
-    """Who is acting: $SOCKETCAD_USER, else the login name."""
-    return os.environ.get("SOCKETCAD_USER") or os.environ.get("USER") or "unknown"
 
 
 def check_case(reference: object, level: object, side: object) -> str:
@@ -54,7 +47,7 @@ def check_case(reference: object, level: object, side: object) -> str:
     return reference.strip()
 
 
-def new_case(store: Store, reference: str, level: str, side: str) -> Case:
+def new_case(store: Store, reference: str, level: str, side: str, *, actor: str) -> Case:
     """Open a case for one limb of a patient known by the clinic's ``reference``."""
     reference = check_case(reference, level, side)
     try:
@@ -62,7 +55,7 @@ def new_case(store: Store, reference: str, level: str, side: str) -> Case:
             case = Case(reference=reference, level=level, side=side)
             db.add(case)
             db.flush()
-            audit(db, "case.new", case.id, {"reference": reference, "level": level, "side": side})
+            audit(db, "case.new", case.id, {"reference": reference, "level": level, "side": side}, actor)
     except IntegrityError:
         raise InputError(f"case {reference!r} exists already: use it, or give another reference") from None
     return case
@@ -71,19 +64,19 @@ def new_case(store: Store, reference: str, level: str, side: str) -> Case:
 def find_case(db: Session, reference: str) -> Case:
     case = db.scalar(select(Case).where(Case.reference == reference))
     if case is None:
-        raise InputError(f"no case {reference!r}: see 'socketcad case list'")
+        raise InputError(f"no case {reference!r}: list the cases to find its reference")
     return case
 
 
-def list_cases(store: Store) -> list[dict]:
+def list_cases(store: Store) -> list[CaseRow]:
     """Every case: reference, level, side, and how many scans and revisions it has."""
     with store.transaction() as db:
-        return [{"reference": c.reference, "level": c.level, "side": c.side, "scans": len(c.scans),
-                 "revisions": len(c.revisions)} for c in db.scalars(select(Case).order_by(Case.id))]
+        return [CaseRow(reference=c.reference, level=c.level, side=c.side, scans=len(c.scans),
+                        revisions=len(c.revisions)) for c in db.scalars(select(Case).order_by(Case.id))]
 
 
 def add_scan(store: Store, reference: str, path: Path, method: str = "scan", units: str | None = None,
-             anterior: tuple[float, float, float] | None = None) -> Scan:
+             anterior: tuple[float, float, float] | None = None, *, actor: str) -> Scan:
     """Keep a captured shape of the case's limb. It must read as a limb of the case's level and side.
     ``anterior`` (file coordinates) is kept with it: a scan without bones needs it to be designed on."""
     if method not in METHODS:
@@ -94,11 +87,11 @@ def add_scan(store: Store, reference: str, path: Path, method: str = "scan", uni
         case = find_case(db, reference)
     limb = read_limb(data, path.name, units, anterior, case=case)  # outside the write lock: it takes seconds
     with store.transaction() as db:
-        return keep_scan(db, store, find_case(db, reference), data, path.name, method, limb, anterior)
+        return keep_scan(db, store, find_case(db, reference), data, path.name, method, limb, anterior, actor=actor)
 
 
 def keep_scan(db: Session, store: Store, case: Case, data: bytes, filename: str, method: str, limb: Limb,
-              anterior: tuple[float, float, float] | None = None) -> Scan:
+              anterior: tuple[float, float, float] | None = None, *, actor: str) -> Scan:
     """Store a scan file read as ``limb`` and add its record and audit event to ``db``'s transaction."""
     digest = store.files.put(data)
     # the units as read (given or detected) and the anterior given are kept: a rebuild reads the file the same way
@@ -107,19 +100,19 @@ def keep_scan(db: Session, store: Store, case: Case, data: bytes, filename: str,
     db.add(scan)
     db.flush()
     audit(db, "scan.add", case.id, {"scan": scan.id, "file_hash": digest, "method": method, "filename": filename,
-                                    "units": limb.units.how})
+                                    "units": limb.units.how}, actor)
     return scan
 
 
 @dataclass(frozen=True)
 class Built:
     socket_stl: bytes
-    sheet: dict
+    sheet: FabricationSheet
 
 
 def design(store: Store, reference: str, plan: RectificationPlan | dict | str, spec: SocketSpec | dict,
            scan_id: int | None = None, parent_id: int | None = None, note: str = "",
-           also: Callable[[Session, Revision], None] | None = None) -> Revision:
+           also: Callable[[Session, Revision], None] | None = None, *, actor: str) -> Revision:
     """Build and save a design revision of the case: its scan (default: the newest), plan (or a template's
     name: its plan for this limb is what is saved) and spec (its K-level, when not given, the newest
     evaluation's). The socket is stored first, then the
@@ -130,7 +123,7 @@ def design(store: Store, reference: str, plan: RectificationPlan | dict | str, s
         case = find_case(db, reference)
         if isinstance(spec, dict) and "k_level" not in spec and case.evaluations:  # the evaluated mobility grade
             spec = {**spec, "k_level": int(case.evaluations[-1].k_level[1])}
-        spec = spec if isinstance(spec, SocketSpec) else spec_from_dict(spec)
+        spec = spec if isinstance(spec, SocketSpec) else complete_spec(spec, case.level)
         if parent_id is not None:
             revision_of(db, case, parent_id)
         scan = scan_of(db, case, scan_id)
@@ -140,23 +133,21 @@ def design(store: Store, reference: str, plan: RectificationPlan | dict | str, s
         sensitive = tuple(case.evaluations[-1].form["sensitive_areas"]) if case.evaluations else ()
     if isinstance(plan, str):  # the template relieves the sensitive areas of the newest evaluation
         limb = locate_landmarks(read_limb(scan_bytes, *scan_facts, level=level, side=side))
-        plan = template_plan(plan, limb, TemplateInputs(sensitive_areas=sensitive))
+        plan = template_plan(plan, limb, template_inputs(spec, sensitive))
     plan = plan if isinstance(plan, RectificationPlan) else plan_from_dict(plan)
     built = build(scan_bytes, *scan_facts, level, side, plan, spec)
     socket_hash = store.files.put(built.socket_stl)
-    sheet_hash = store.files.put(json.dumps(built.sheet, indent=2, sort_keys=True).encode())
-    pause = float(os.environ.get(PAUSE_BEFORE_COMMIT, "0") or 0)
-    if pause > 0:
-        time.sleep(pause)
+    sheet_hash = store.files.put(json.dumps(built.sheet.model_dump(mode="json", exclude_none=True), indent=2,
+                                            sort_keys=True).encode())
     with store.transaction() as db:
         case = find_case(db, reference)
         revision = Revision(case_id=case.id, scan_id=scan.id, parent_id=parent_id, plan=plan.model_dump(mode="json"),
                             spec=spec.model_dump(mode="json"), socket_hash=socket_hash, sheet_hash=sheet_hash,
-                            note=note, created_by=actor())
+                            note=note, created_by=actor)
         db.add(revision)
         db.flush()
         audit(db, "revision.save", case.id, {"revision": revision.id, "parent": parent_id, "scan": scan.id,
-                                             "socket_hash": socket_hash})
+                                             "socket_hash": socket_hash}, actor)
         if also is not None:
             also(db, revision)
     return revision
@@ -167,7 +158,7 @@ def rebuild(store: Store, revision_id: int) -> tuple[Revision, bytes]:
     with store.transaction() as db:
         revision = db.get(Revision, revision_id)
         if revision is None:
-            raise InputError(f"no revision {revision_id}: see 'socketcad case show REFERENCE'")
+            raise InputError(f"no revision {revision_id}: show the case to find its revisions")
         scan, case = revision.scan, revision.case
         facts = (store.files.get(scan.file_hash), *facts_of(scan), case.level, case.side)
     built = build(*facts, plan_from_dict(revision.plan, f"revision {revision_id} plan"),
@@ -175,34 +166,137 @@ def rebuild(store: Store, revision_id: int) -> tuple[Revision, bytes]:
     return revision, built.socket_stl
 
 
-def history(store: Store, reference: str) -> dict:
-    """The case's scans, revisions (with parents), clinical records and audit trail, as plain data."""
+class CaseRow(BaseModel):
+    reference: str
+    level: str
+    side: str
+    scans: int
+    revisions: int
+
+
+class ScanRow(BaseModel):
+    id: int
+    file_hash: str
+    filename: str
+    method: str
+    units: str
+    created_at: str
+
+
+class RevisionRow(BaseModel):
+    id: int
+    parent: int | None
+    scan: int
+    template: str | None
+    socket_type: str
+    liner: str
+    k_level: int
+    socket_hash: str
+    note: str
+    by: str
+    created_at: str
+
+
+class EvaluationRow(BaseModel):
+    id: int
+    k_level: str
+    sensitive_areas: list[str]
+    by: str
+    created_at: str
+
+
+class FabricationRow(BaseModel):
+    id: int
+    revision: int
+    stage: str
+    material: str
+    lab: str
+    by: str
+    created_at: str
+
+
+class FittingRow(BaseModel):
+    id: int
+    revision: int
+    comfort: int
+    feedback: dict[str, str]
+    gait: str
+    adjustments: list[dict]
+    child_revision: int | None
+    by: str
+    created_at: str
+
+
+class DeliveryRow(BaseModel):
+    id: int
+    revision: int
+    checklist: dict[str, bool]
+    by: str
+    created_at: str
+
+
+class FollowUpRow(BaseModel):
+    id: int
+    scan: int
+    baseline_scan: int
+    socks_ply: int
+    volume_change_pct: float
+    advice: str
+    by: str
+    created_at: str
+
+
+class AuditRow(BaseModel):
+    at: str
+    actor: str
+    action: str
+    detail: dict
+
+
+class CaseHistory(BaseModel):
+    """A case's scans, revisions (each names its parent: a tree), clinical records and audit trail (UTC times)."""
+
+    reference: str
+    level: str
+    side: str
+    created_at: str
+    scans: list[ScanRow]
+    revisions: list[RevisionRow]
+    evaluations: list[EvaluationRow]
+    fabrications: list[FabricationRow]
+    fittings: list[FittingRow]
+    deliveries: list[DeliveryRow]
+    followups: list[FollowUpRow]
+    audit: list[AuditRow]
+
+
+def history(store: Store, reference: str) -> CaseHistory:
+    """The case's scans, revisions (with parents), clinical records and audit trail."""
     with store.transaction() as db:
         case = find_case(db, reference)
         events = db.scalars(select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.id))
-        return {
-            "reference": case.reference, "level": case.level, "side": case.side,
-            "created_at": utc(case.created_at),
-            "scans": [{"id": s.id, "file_hash": s.file_hash, "filename": s.filename, "method": s.method,
-                       "units": s.units, "created_at": utc(s.created_at)} for s in case.scans],
-            "revisions": [{"id": r.id, "parent": r.parent_id, "scan": r.scan_id, "template": r.plan.get("name"),
-                           "socket_type": r.spec["socket_type"], "liner": r.spec["liner"], "k_level": r.spec["k_level"], "socket_hash": r.socket_hash,
-                           "note": r.note, "by": r.created_by, "created_at": utc(r.created_at)}
-                          for r in case.revisions],
-            "evaluations": [{"id": e.id, "k_level": e.k_level, "sensitive_areas": e.form["sensitive_areas"],
-                             "by": e.created_by, "created_at": utc(e.created_at)} for e in case.evaluations],
-            "fabrications": [{"id": f.id, "revision": f.revision_id, "stage": f.stage, "material": f.material,
-                              "lab": f.lab, "by": f.created_by, "created_at": utc(f.created_at)} for f in case.fabrications],
-            "fittings": [{"id": f.id, "revision": f.revision_id, "comfort": f.comfort, "feedback": f.feedback,
-                          "gait": f.gait, "adjustments": f.adjustments, "child_revision": f.child_revision_id,
-                          "by": f.created_by, "created_at": utc(f.created_at)} for f in case.fittings],
-            "deliveries": [{"id": d.id, "revision": d.revision_id, "checklist": d.checklist, "by": d.created_by,
-                            "created_at": utc(d.created_at)} for d in case.deliveries],
-            "followups": [{"id": f.id, "scan": f.scan_id, "baseline_scan": f.baseline_scan_id, "socks_ply": f.socks_ply,
-                           "volume_change_pct": f.volume_change_pct, "advice": f.advice, "by": f.created_by,
-                           "created_at": utc(f.created_at)} for f in case.followups],
-            "audit": [{"at": utc(e.at), "actor": e.actor, "action": e.action, "detail": e.detail} for e in events],
-        }
+        return CaseHistory(
+            reference=case.reference, level=case.level, side=case.side, created_at=utc(case.created_at),
+            scans=[ScanRow(id=s.id, file_hash=s.file_hash, filename=s.filename, method=s.method, units=s.units,
+                           created_at=utc(s.created_at)) for s in case.scans],
+            revisions=[RevisionRow(id=r.id, parent=r.parent_id, scan=r.scan_id, template=r.plan.get("name"),
+                                   socket_type=r.spec["socket_type"], liner=r.spec["liner"], k_level=r.spec["k_level"],
+                                   socket_hash=r.socket_hash, note=r.note, by=r.created_by, created_at=utc(r.created_at))
+                       for r in case.revisions],
+            evaluations=[EvaluationRow(id=e.id, k_level=e.k_level, sensitive_areas=e.form["sensitive_areas"],
+                                       by=e.created_by, created_at=utc(e.created_at)) for e in case.evaluations],
+            fabrications=[FabricationRow(id=f.id, revision=f.revision_id, stage=f.stage, material=f.material, lab=f.lab,
+                                         by=f.created_by, created_at=utc(f.created_at)) for f in case.fabrications],
+            fittings=[FittingRow(id=f.id, revision=f.revision_id, comfort=f.comfort, feedback=f.feedback, gait=f.gait,
+                                 adjustments=f.adjustments, child_revision=f.child_revision_id, by=f.created_by,
+                                 created_at=utc(f.created_at)) for f in case.fittings],
+            deliveries=[DeliveryRow(id=d.id, revision=d.revision_id, checklist=d.checklist, by=d.created_by,
+                                    created_at=utc(d.created_at)) for d in case.deliveries],
+            followups=[FollowUpRow(id=f.id, scan=f.scan_id, baseline_scan=f.baseline_scan_id, socks_ply=f.socks_ply,
+                                   volume_change_pct=f.volume_change_pct, advice=f.advice, by=f.created_by,
+                                   created_at=utc(f.created_at)) for f in case.followups],
+            audit=[AuditRow(at=utc(e.at), actor=e.actor, action=e.action, detail=e.detail) for e in events],
+        )
 
 
 def check_store(store: Store) -> list[str]:
@@ -235,14 +329,14 @@ def utc(moment: datetime) -> str:
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
 
 
-def audit(db: Session, action: str, case_id: int | None, detail: dict) -> None:
-    db.add(AuditEvent(actor=actor(), action=action, case_id=case_id, detail=detail))
+def audit(db: Session, action: str, case_id: int | None, detail: dict, actor: str) -> None:
+    db.add(AuditEvent(actor=actor, action=action, case_id=case_id, detail=detail))
 
 
 def scan_of(db: Session, case: Case, scan_id: int | None) -> Scan:
     if scan_id is None:
         if not case.scans:
-            raise InputError(f"case {case.reference!r} has no scan yet: 'socketcad scan add {case.reference} FILE'")
+            raise InputError(f"case {case.reference!r} has no scan yet: add a scan of the limb first")
         return case.scans[-1]
     scan = db.get(Scan, scan_id)
     if scan is None or scan.case_id != case.id:
@@ -281,11 +375,8 @@ def read_limb(data: bytes, filename: str, units: str | None, anterior: tuple[flo
 def build(scan_bytes: bytes, filename: str, units: str | None, anterior: tuple[float, float, float] | None,
           level: str, side: str, plan: RectificationPlan, spec: SocketSpec) -> Built:
     """Scan -> limb -> rectified model -> socket: a pure function of the records."""
-    from socketcad.design.fabrication import fabrication_sheet
-    from socketcad.design.rectify import rectify
-
-    limb = locate_landmarks(read_limb(scan_bytes, filename, units, anterior, level=level, side=side))
-    socket = build_socket(rectify(limb, plan).rectified_limb(), spec)
+    limb = prepared_limb(read_limb(scan_bytes, filename, units, anterior, level=level, side=side), plan)
+    socket = design_socket(limb, spec, plan).socket
     return Built(_stl_bytes(socket.solid), fabrication_sheet(socket))
 
 

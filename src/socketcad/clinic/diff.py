@@ -5,15 +5,37 @@ room than A), summarised by region."""
 from __future__ import annotations
 
 import numpy as np
+from pydantic import BaseModel
 
 from socketcad.clinic.cases import facts_of, find_case, read_limb, revision_of
-from socketcad.clinic.followup import regional_deviation, signed_deviation
+from socketcad.clinic.followup import RegionChange, regional_deviation
 from socketcad.clinic.store import Store
 from socketcad.design.plan import plan_from_dict
 from socketcad.errors import InputError
+from socketcad.geometry.measure import signed_deviation
 
 LOCAL = ("push", "relief")
 OFFSETS = ("proximal_mm", "anterior_mm", "lateral_mm", "facing")
+
+
+class DeviationExtent(BaseModel):
+    most_inward: float  # mm: where B is tightest against A
+    most_outward: float  # mm: where B gives the most room
+    mean: float
+
+
+class RevisionChanges(BaseModel):
+    """What changed from revision ``first`` to ``second``: plan and spec lines, the scan, and the deviation of
+    the rectified model (mm, + where B gives the limb more room), by region."""
+
+    case: str
+    first: int
+    second: int
+    plan: list[str]
+    spec: list[str]
+    scan: str | None  # 'scan 1 -> scan 2' when the revisions are of different scans
+    deviation_mm: DeviationExtent
+    regions: list[RegionChange]
 
 
 def plan_changes(before: dict, after: dict) -> list[str]:
@@ -41,7 +63,7 @@ def spec_changes(before: dict, after: dict) -> list[str]:
             for name in sorted(set(before) | set(after)) if before.get(name) != after.get(name)]
 
 
-def diff_revisions(store: Store, reference: str, first: int, second: int) -> tuple[dict, np.ndarray, object]:
+def diff_revisions(store: Store, reference: str, first: int, second: int) -> tuple[RevisionChanges, np.ndarray, object]:
     """Plan and spec changes from revision ``first`` to ``second`` of one case, and the deviation map:
     (summary, deviation (n,) mm on the first's rectified skin, that skin as a trimesh)."""
     from socketcad.anatomy.landmarks import locate_landmarks
@@ -63,16 +85,16 @@ def diff_revisions(store: Store, reference: str, first: int, second: int) -> tup
     deviation = signed_deviation(shapes[0].skin, shapes[1].skin)
     everywhere = np.ones(len(deviation), dtype=bool)
     length = float(shapes[0].skin.vertices[:, 2].max())
-    summary = {
-        "case": reference, "from": first, "to": second,
-        "plan": plan_changes(revisions[0].plan, revisions[1].plan),
-        "spec": spec_changes(revisions[0].spec, revisions[1].spec),
-        "scan": None if revisions[0].scan_id == revisions[1].scan_id else
+    summary = RevisionChanges(
+        case=reference, first=first, second=second,
+        plan=plan_changes(revisions[0].plan, revisions[1].plan),
+        spec=spec_changes(revisions[0].spec, revisions[1].spec),
+        scan=None if revisions[0].scan_id == revisions[1].scan_id else
         f"scan {revisions[0].scan_id} -> scan {revisions[1].scan_id}",
-        "deviation_mm": {"most_inward": round(float(deviation.min()), 2), "most_outward": round(float(deviation.max()), 2),
-                         "mean": round(float(deviation.mean()), 2)},
-        "regions": regional_deviation(shapes[0], deviation, everywhere, length),
-    }
+        deviation_mm=DeviationExtent(most_inward=round(float(deviation.min()), 2),
+                                     most_outward=round(float(deviation.max()), 2), mean=round(float(deviation.mean()), 2)),
+        regions=regional_deviation(shapes[0], deviation, everywhere, length),
+    )
     return summary, deviation, shapes[0].skin
 
 

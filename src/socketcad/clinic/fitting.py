@@ -20,7 +20,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from socketcad.anatomy.landmarks import known_landmarks
-from socketcad.clinic.cases import actor, audit, check_length, design, find_case, revision_of
+from socketcad.clinic.cases import audit, check_length, design, find_case, revision_of
 from socketcad.clinic.models import Fitting, Revision
 from socketcad.clinic.store import Store
 from socketcad.design.plan import RectificationPlan, plan_from_dict
@@ -114,7 +114,7 @@ def check_feedback(feedback: dict[str, str], level: str) -> None:
 
 
 def fit(store: Store, reference: str, revision_id: int, comfort: int, feedback: dict[str, str], gait: str,
-        adjustments: list[str]) -> tuple[Fitting, Revision | None]:
+        adjustments: list[str], *, actor: str) -> tuple[Fitting, Revision | None]:
     """Record a fitting of a revision. Adjustments make its child revision (same scan and spec, the plan
     adjusted), saved in one transaction with the fitting; without adjustments there is no child."""
     if not 0 <= comfort <= 10:
@@ -129,7 +129,7 @@ def fit(store: Store, reference: str, revision_id: int, comfort: int, feedback: 
         check_length(text, 500, f"the feedback on {area}")
     asked = [parse_adjustment(text, level) for text in adjustments]
     record = Fitting(case_id=0, revision_id=revision_id, comfort=comfort, feedback=dict(feedback), gait=gait,
-                     adjustments=[asdict(a) for a in asked], created_by=actor())
+                     adjustments=[asdict(a) for a in asked], created_by=actor)
 
     def save(db, child: Revision | None) -> None:
         record.case_id = child.case_id if child is not None else find_case(db, reference).id
@@ -138,7 +138,7 @@ def fit(store: Store, reference: str, revision_id: int, comfort: int, feedback: 
         db.flush()
         audit(db, "fitting.add", record.case_id, {"fitting": record.id, "revision": revision_id, "comfort": comfort,
                                                   "adjustments": [str(a) for a in asked],
-                                                  "child_revision": record.child_revision_id})
+                                                  "child_revision": record.child_revision_id}, actor)
 
     if not asked:
         with store.transaction() as db:
@@ -147,5 +147,5 @@ def fit(store: Store, reference: str, revision_id: int, comfort: int, feedback: 
     label = f"fitting {number} of revision {revision_id}"
     plan = adjusted_plan(plan_from_dict(parent.plan, f"revision {revision_id} plan"), asked, label)
     child = design(store, reference, plan, parent.spec, parent.scan_id, revision_id,
-                   note=f"{label}: " + "; ".join(map(str, asked)), also=save)
+                   note=f"{label}: " + "; ".join(map(str, asked)), also=save, actor=actor)
     return record, child

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 import trimesh
+from pydantic import BaseModel
 
 from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import Limb
+from socketcad.anatomy.regions import region_map
 from socketcad.errors import InputError
 from socketcad.geometry import registration, solid
-from socketcad.geometry.deform import vertex_normals
-from socketcad.geometry.measure import enclosed_volume_mm3, profile
+from socketcad.geometry.measure import enclosed_volume_mm3, profile, signed_deviation
 
 # (landmark, below mm, above mm): the band registered on; (landmark, offset mm): the top of the compared part
 STABLE_BAND = {"transtibial": ("mpt", 30.0, 60.0), "transfemoral": ("ischial_tuberosity", 30.0, 400.0)}
@@ -45,6 +46,43 @@ SOURCES = ("sock volumes 1-ply 5.2 %, 2-ply 7.2 %, 3-ply 10.4 % (Jasken & Hall 2
            "scanner repeatability 0.10-0.13 L volume (Kofman 2018)")
 
 
+class RegionChange(BaseModel):
+    """Deviation over one region (mm, + larger / more room): mean and extremes."""
+
+    region: str
+    mean_mm: float
+    most_lost_mm: float
+    most_gained_mm: float
+
+
+class TapeChange(BaseModel):
+    level_mm: float  # above the distal end
+    baseline_mm: float
+    later_mm: float
+    change_pct: float
+
+
+class FollowUpComparison(BaseModel):
+    """A later scan against the baseline: volume, regions and circumferences (mm, cm3, %), sock advice."""
+
+    compared_below_mm: float
+    registration_rms_mm: float
+    mirror_rms_mm: float
+    transform: list[list[float]]  # (4, 4) later frame -> baseline frame, mm
+    baseline_volume_cm3: float
+    later_volume_cm3: float
+    volume_change_pct: float
+    mean_radial_change_mm: float
+    regions: list[RegionChange]
+    circumferences: list[TapeChange]
+    socks_ply_worn: int
+    advice: str  # one of ADVICE
+    reasons: list[str]
+    notes: list[str]
+    sources: list[str]
+    estimate: str
+
+
 def register(baseline: Limb, later: Limb) -> tuple[np.ndarray, float, float]:
     """The rigid transform (4, 4) taking ``later``'s frame onto ``baseline``'s on the stable band, its RMS
     distance there (mm), and the RMS of the mirror image's best fit (mm). InputError if the later scan
@@ -55,29 +93,20 @@ def register(baseline: Limb, later: Limb) -> tuple[np.ndarray, float, float]:
     other limb, whatever the frames' y.
     """
     lower, upper = _band(baseline)
-    target_mask = _band_mask(baseline.skin.vertices, lower, upper)
-    # the faces touching the band, so that every point in it has its own faces to fit to
-    band = baseline.skin.submesh([np.flatnonzero(target_mask[baseline.skin.faces].any(axis=1))], append=True)
-    target = registration.PlaneTarget(band)
-
-    def in_band(points: np.ndarray) -> np.ndarray:
-        return _band_mask(points, lower, upper)
-
+    band = registration.band_surface(baseline.skin, lower, upper)
     near = _in_band(later.skin.vertices, lower - 30.0, upper + 30.0)  # the part that can land on the band
-    fits = {mirrored: registration.align_about_axis(near * ([-1.0, 1.0, 1.0] if mirrored else 1.0), target, in_band,
-                                                    START_ANGLES_DEG, START_SHIFTS_MM)
-            for mirrored in (False, True)}
-    rms, mirror_rms = fits[False].rms_mm, fits[True].rms_mm
+    fit, mirror = registration.align_in_band(near, band, lower, upper, START_ANGLES_DEG, START_SHIFTS_MM)
+    rms, mirror_rms = fit.rms_mm, mirror.rms_mm
     if not np.isfinite(rms):  # no start brought enough of the scan onto the band
         raise _not_reaching()
     if mirror_rms < MIRROR_RATIO * rms:
         raise InputError(f"the follow-up scan fits the baseline's mirror image ({mirror_rms:.1f} mm against "
                          f"{rms:.1f} mm): it reads as the other limb; is it this side of this patient?")
-    final = registration.refine_on_surface(later.skin.vertices, band, fits[False].matrix, in_band)
+    final = registration.refine_in_band(later.skin.vertices, band, fit.matrix, lower, upper)
     return final.matrix, final.rms_mm, mirror_rms
 
 
-def compare(baseline: Limb, later: Limb, socks_ply: int) -> dict:
+def compare(baseline: Limb, later: Limb, socks_ply: int) -> FollowUpComparison:
     """Registration, volume, regional and circumference changes, and the advice (see the module docstring);
     plain data, lengths mm, volumes cm3."""
     if not 0 <= socks_ply <= 30:
@@ -95,9 +124,9 @@ def compare(baseline: Limb, later: Limb, socks_ply: int) -> dict:
     below = baseline.skin.vertices[:, 2] < top
     regions = regional_deviation(baseline, deviation, below, top)
     levels = np.arange(TAPE_STEP_MM, top, TAPE_STEP_MM)
-    tape = [{"level_mm": round(float(a.level_mm), 1), "baseline_mm": round(a.circumference_mm, 1),
-             "later_mm": round(b.circumference_mm, 1),
-             "change_pct": round(100.0 * (b.circumference_mm - a.circumference_mm) / a.circumference_mm, 2)}
+    tape = [TapeChange(level_mm=round(float(a.level_mm), 1), baseline_mm=round(a.circumference_mm, 1),
+                       later_mm=round(b.circumference_mm, 1),
+                       change_pct=round(100.0 * (b.circumference_mm - a.circumference_mm) / a.circumference_mm, 2))
             for a, b in zip(profile(baseline.skin, levels), profile(moved, levels)) if a.level_mm == b.level_mm]
     area = float(baseline.skin.area_faces[below[baseline.skin.faces].all(axis=1)].sum())
     advice, reasons = sock_advice(change_pct, socks_ply)
@@ -106,31 +135,31 @@ def compare(baseline: Limb, later: Limb, socks_ply: int) -> dict:
              f"distal end) with RMS {rms:.2f} mm (mirror image {mirror_rms:.2f} mm)"]
     if not baseline.anterior_known:
         notes.append("the baseline's anterior is unknown (no bones, not given): changes by thirds only, not by "
-                     "the regions around landmarks; keep the scan with --anterior for those")
+                     "the regions around landmarks; keep the scan with `anterior` for those")
     if rms > POOR_FIT_MM:
         notes.append(f"the registration is poor (RMS {rms:.1f} mm > {POOR_FIT_MM:g} mm): check the scan is of this limb")
     change_l = (after - before) / 1e6
     repeatable = "within" if abs(change_l) <= SCANNER_REPEATABILITY_L[1] else "beyond"
     notes.append(f"a change of {change_l:+.3f} L is {repeatable} the scanner repeatability of "
                  f"{SCANNER_REPEATABILITY_L[0]:.2f}-{SCANNER_REPEATABILITY_L[1]:.2f} L (Kofman 2018)")
-    return {
-        "compared_below_mm": round(top, 1),
-        "registration_rms_mm": round(rms, 3),
-        "mirror_rms_mm": round(mirror_rms, 3),
-        "transform": np.round(matrix, 6).tolist(),
-        "baseline_volume_cm3": round(before / 1000.0, 2),
-        "later_volume_cm3": round(after / 1000.0, 2),
-        "volume_change_pct": round(change_pct, 2),
-        "mean_radial_change_mm": round((after - before) / area, 2),
-        "regions": regions,
-        "circumferences": tape,
-        "socks_ply_worn": socks_ply,
-        "advice": advice,
-        "reasons": reasons,
-        "notes": notes,
-        "sources": list(SOURCES),
-        "estimate": "sock advice from published averages (foam models), not this patient's socks: confirm at the fitting",
-    }
+    return FollowUpComparison(
+        compared_below_mm=round(top, 1),
+        registration_rms_mm=round(rms, 3),
+        mirror_rms_mm=round(mirror_rms, 3),
+        transform=np.round(matrix, 6).tolist(),
+        baseline_volume_cm3=round(before / 1000.0, 2),
+        later_volume_cm3=round(after / 1000.0, 2),
+        volume_change_pct=round(change_pct, 2),
+        mean_radial_change_mm=round((after - before) / area, 2),
+        regions=regions,
+        circumferences=tape,
+        socks_ply_worn=socks_ply,
+        advice=advice,
+        reasons=reasons,
+        notes=notes,
+        sources=list(SOURCES),
+        estimate="sock advice from published averages (foam models), not this patient's socks: confirm at the fitting",
+    )
 
 
 ADVICE = ("none", "add socks", "remove socks", "new socket")  # what sock_advice can say
@@ -165,12 +194,8 @@ def _band(limb: Limb) -> tuple[float, float]:
     return level - below, min(level + above, float(limb.skin.vertices[:, 2].max()) - TOP_CLEARANCE_MM)
 
 
-def _band_mask(points: np.ndarray, lower: float, upper: float) -> np.ndarray:
-    return (points[:, 2] > lower) & (points[:, 2] < upper)
-
-
 def _in_band(points: np.ndarray, lower: float, upper: float) -> np.ndarray:
-    inside = points[_band_mask(points, lower, upper)]
+    inside = points[registration.z_band(points, lower, upper)]
     if len(inside) < 50:
         raise _not_reaching()
     return inside
@@ -186,24 +211,19 @@ def _volume_below(skin: trimesh.Trimesh, level_mm: float) -> float:
     return enclosed_volume_mm3(trimesh.Trimesh(vertices, faces, process=False))
 
 
-def signed_deviation(baseline: trimesh.Trimesh, later: trimesh.Trimesh) -> np.ndarray:
-    """Signed distance (n,) from each baseline vertex to the later skin, mm: + where the limb grew."""
-    closest, distance = solid.closest_points(later, baseline.vertices)
-    outward = np.einsum("ij,ij->i", closest - baseline.vertices, vertex_normals(baseline))
-    return np.where(outward >= 0, distance, -distance)
-
-
-def regional_deviation(baseline: Limb, deviation: np.ndarray, below: np.ndarray, top: float) -> list[dict]:
+def regional_deviation(baseline: Limb, deviation: np.ndarray, below: np.ndarray, top: float) -> list[RegionChange]:
     """Mean and extreme deviation per region: thirds of the compared length, and (transtibial) the
     pressure-tolerance regions around the landmarks."""
     z = baseline.skin.vertices[:, 2]
     groups = [(name, below & (z >= top * k / 3) & (z < top * (k + 1) / 3))
               for k, name in enumerate(("distal third", "middle third", "proximal third"))]
     if baseline.level == "transtibial" and baseline.anterior_known:  # the regions sit around landmarks
-        from socketcad.biomech.tolerance import region_map
+        from socketcad.biomech.tolerance import DEFAULT_TRANSTIBIAL
 
-        mapped = region_map(baseline)
+        # where regions overlap, the least tolerant wins
+        mapped = region_map(baseline, DEFAULT_TRANSTIBIAL, [region.tolerance_kpa for region in DEFAULT_TRANSTIBIAL])
         groups += [(region.name, below & (mapped.label == index)) for index, region in enumerate(mapped.regions)]
-    return [{"region": name, "mean_mm": round(float(deviation[mask].mean()), 2),
-             "most_lost_mm": round(float(deviation[mask].min()), 2), "most_gained_mm": round(float(deviation[mask].max()), 2)}
+    return [RegionChange(region=name, mean_mm=round(float(deviation[mask].mean()), 2),
+                         most_lost_mm=round(float(deviation[mask].min()), 2),
+                         most_gained_mm=round(float(deviation[mask].max()), 2))
             for name, mask in groups if mask.any()]

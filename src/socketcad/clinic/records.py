@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from socketcad.anatomy.landmarks import known_landmarks
 from socketcad.anatomy.samples import sample_path
-from socketcad.clinic.cases import (actor, audit, check_length, facts_of, find_case, keep_scan, read_limb, revision_of,
+from socketcad.clinic.cases import (audit, check_length, facts_of, find_case, keep_scan, read_limb, revision_of,
                                    scan_of)
 from socketcad.clinic.models import Delivery, Evaluation, Fabrication, FollowUp, Scan
 from socketcad.clinic.store import Store
@@ -69,21 +69,21 @@ def evaluation_form(data: dict, level: str) -> EvaluationForm:
     return form
 
 
-def evaluate(store: Store, reference: str, data: dict) -> Evaluation:
+def evaluate(store: Store, reference: str, data: dict, *, actor: str) -> Evaluation:
     """Record an evaluation of the case. The newest one's sensitive areas are relieved by the templates."""
     with store.transaction() as db:
         case = find_case(db, reference)
         form = evaluation_form(data, case.level)
         record = Evaluation(case_id=case.id, k_level=form.k_level, form=form.model_dump(mode="json"),
-                            created_by=actor())
+                            created_by=actor)
         db.add(record)
         db.flush()
-        audit(db, "evaluation.add", case.id, {"evaluation": record.id, "k_level": form.k_level})
+        audit(db, "evaluation.add", case.id, {"evaluation": record.id, "k_level": form.k_level}, actor)
     return record
 
 
 def fabricate(store: Store, reference: str, revision_id: int, stage: str, material: str, lab: str,
-              note: str = "") -> Fabrication:
+              note: str = "", *, actor: str) -> Fabrication:
     """Record a socket made from a revision: a test (check) socket or the definitive one, its wall material
     (a catalogue id) and the lab that made it."""
     from socketcad.design.components import load_catalogue
@@ -94,22 +94,23 @@ def fabricate(store: Store, reference: str, revision_id: int, stage: str, materi
     if material not in materials:
         raise InputError(f"material {material!r} is not in the catalogue; use one of {', '.join(materials)}")
     if not lab.strip():
-        raise InputError("name the lab that made the socket (--lab)")
+        raise InputError("name the lab that made the socket (`lab`)")
     check_length(lab.strip(), 128, "the lab's name")
     check_length(note, 1000, "the note")
     with store.transaction() as db:
         case = find_case(db, reference)
         revision_of(db, case, revision_id)
         record = Fabrication(case_id=case.id, revision_id=revision_id, stage=stage, material=material,
-                             lab=lab.strip(), note=note, created_by=actor())
+                             lab=lab.strip(), note=note, created_by=actor)
         db.add(record)
         db.flush()
         audit(db, "fabrication.add", case.id, {"fabrication": record.id, "revision": revision_id, "stage": stage,
-                                               "material": material})
+                                               "material": material}, actor)
     return record
 
 
-def deliver(store: Store, reference: str, revision_id: int, taught: list[str], note: str = "") -> tuple[Delivery, list[str]]:
+def deliver(store: Store, reference: str, revision_id: int, taught: list[str], note: str = "", *,
+            actor: str) -> tuple[Delivery, list[str]]:
     """Record the delivery of a revision's socket and which checklist items were taught; returns the record
     and the warnings a prosthetist should see (items not taught, no definitive fabrication on record)."""
     unknown = [item for item in taught if item not in CHECKLIST]
@@ -123,16 +124,16 @@ def deliver(store: Store, reference: str, revision_id: int, taught: list[str], n
         if not any(f.revision_id == revision_id and f.stage == "definitive" for f in case.fabrications):
             warnings.append(f"no definitive fabrication of revision {revision_id} is on record")
         record = Delivery(case_id=case.id, revision_id=revision_id, checklist={i: i in taught for i in CHECKLIST},
-                          note=note, created_by=actor())
+                          note=note, created_by=actor)
         db.add(record)
         db.flush()
         audit(db, "delivery.add", case.id, {"delivery": record.id, "revision": revision_id,
-                                            "not_taught": [i for i in CHECKLIST if i not in taught]})
+                                            "not_taught": [i for i in CHECKLIST if i not in taught]}, actor)
     return record, warnings
 
 
 def follow_up(store: Store, reference: str, path: Path, socks_ply: int, baseline_scan_id: int | None = None,
-              units: str | None = None) -> FollowUp:
+              units: str | None = None, *, actor: str) -> FollowUp:
     """Keep a follow-up scan and its comparison with the baseline (default: the scan of the newest delivered
     revision, else the case's first scan): volume change, regional and circumference changes, sock advice."""
     from socketcad.clinic.followup import compare
@@ -147,7 +148,7 @@ def follow_up(store: Store, reference: str, path: Path, socks_ply: int, baseline
         if baseline_scan_id is None:
             delivered = [revision_of(db, case, d.revision_id).scan_id for d in case.deliveries]
             if not delivered and not case.scans:
-                raise InputError(f"case {reference!r} has no scan to compare with: 'socketcad scan add' first")
+                raise InputError(f"case {reference!r} has no scan to compare with: add a scan of the limb first")
             baseline = delivered[-1] if delivered else case.scans[0].id
         else:
             baseline = scan_of(db, case, baseline_scan_id).id
@@ -157,12 +158,14 @@ def follow_up(store: Store, reference: str, path: Path, socks_ply: int, baseline
     result = compare(read_limb(*base_facts, level=level, side=side), later, socks_ply)
     with store.transaction() as db:
         case = find_case(db, reference)
-        scan = keep_scan(db, store, case, data, path.name, "scan", later)
+        scan = keep_scan(db, store, case, data, path.name, "scan", later, actor=actor)
         record = FollowUp(case_id=case.id, scan_id=scan.id, baseline_scan_id=baseline, socks_ply=socks_ply,
-                          volume_change_pct=result["volume_change_pct"], advice=result["advice"], result=result,
-                          created_by=actor())
+                          volume_change_pct=result.volume_change_pct, advice=result.advice,
+                          result=result.model_dump(mode="json"),
+                          created_by=actor)
         db.add(record)
         db.flush()
         audit(db, "followup.add", case.id, {"followup": record.id, "scan": scan.id, "baseline": baseline,
-                                            "volume_change_pct": record.volume_change_pct, "advice": record.advice})
+                                            "volume_change_pct": record.volume_change_pct, "advice": record.advice},
+              actor)
     return record

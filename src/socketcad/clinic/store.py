@@ -10,7 +10,6 @@ transaction starts with BEGIN IMMEDIATE, so concurrent writers queue on the lock
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -25,13 +24,6 @@ from socketcad.errors import InputError
 
 BUSY_TIMEOUT_S = 60.0
 DATABASE_FILE = "socketcad.db"
-
-
-def default_data_folder() -> Path:
-    """$SOCKETCAD_DATA, else $XDG_DATA_HOME/socketcad, else ~/.local/share/socketcad."""
-    if os.environ.get("SOCKETCAD_DATA"):
-        return Path(os.environ["SOCKETCAD_DATA"])
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "socketcad"
 
 
 class Store:

@@ -321,11 +321,17 @@ def _choose_liner(inputs: SelectionInputs, closure: Closure, catalogue: Catalogu
     return liner
 
 
-def _choose_adapter(inputs: SelectionInputs, closure: Closure, catalogue: Catalogue, reasons: list[str]) -> Adapter:
+def default_adapter(closure: Closure, level: str, catalogue: Catalogue | None = None,
+                    reasons: list[str] | None = None) -> Adapter:
+    """The adapter the selection rule gives a ``closure`` at ``level``, its reason appended to ``reasons``:
+    a lock housing under a pin lock, else a 4-hole adapter (transfemoral) or a pyramid plate (transtibial).
+    The one rule for a spec that names no adapter."""
+    catalogue = catalogue or load_catalogue()
+    reasons = [] if reasons is None else reasons
     if closure.kind == "pin_lock":
         kind = "pin_lock_housing"
         reasons.append("pin lock: a lock-housing adapter carries the lock body under the socket floor")
-    elif inputs.level == "transfemoral":
+    elif level == "transfemoral":
         kind = "four_hole"
         reasons.append("transfemoral: a 4-hole socket adapter takes a slide adapter for anterior-posterior knee "
                        "placement (Ottobock C-Leg instructions: 4R118, 10-25 mm)")
@@ -348,7 +354,7 @@ def propose_system(inputs: SelectionInputs, catalogue: Catalogue | None = None) 
         raise InputError(f"the catalogue has no {kind} closure for {inputs.level} limbs; add one")
     closure = closures[0]
     liner = _choose_liner(inputs, closure, catalogue, reasons)
-    adapter = _choose_adapter(inputs, closure, catalogue, reasons)
+    adapter = default_adapter(closure, inputs.level, catalogue, reasons)
     check_compatibility(liner, closure, adapter, inputs.level)
     return Proposal(liner=liner, closure=closure, adapter=adapter, reasons=tuple(reasons))
 

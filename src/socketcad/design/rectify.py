@@ -86,7 +86,7 @@ class Rectification:
 
 def with_plan_facts(limb: Limb, plan: RectificationPlan | None) -> Limb:
     """The limb with the plan's level and side where the limb's own are unknown (a bone-less scan read
-    without --side), so that its landmarks are found for that side; the limb's own facts always win
+    without `side`), so that its landmarks are found for that side; the limb's own facts always win
     (rectify refuses a plan for the other side)."""
     if plan is None:
         return limb
@@ -194,7 +194,7 @@ def _anchor(limb: Limb, index: int, region: Region) -> np.ndarray:
     if region.landmark not in landmarks:
         raise InputError(
             f"modifications[{index}].region.landmark: '{region.landmark}' has not been located on this "
-            f"{limb.level} limb (side {limb.side}); give --level / --side, or the point in a --landmarks file"
+            f"{limb.level} limb (side {limb.side}); give `level` / `side`, or the point in `landmarks`"
         )
     point = np.asarray(landmarks[region.landmark].point_mm, dtype=np.float64)
     try:

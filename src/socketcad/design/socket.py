@@ -28,6 +28,7 @@ from socketcad.anatomy.regions import anatomical_vector
 from socketcad.design import components
 from socketcad.design.plan import plan_from_dict
 from socketcad.design.rectify import rectify
+from socketcad.design.socket_types import SOCKET_TYPES, socket_type_names, socket_types_help
 from socketcad.design.trimline import LEVEL_OF, Trimline, default_trimline, fit_below_brim, trim_level
 from socketcad.errors import InputError, every_error, validated
 from socketcad.geometry import deform, solid
@@ -47,7 +48,8 @@ class SocketSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     schema_version: Literal[1] = SPEC_VERSION
-    socket_type: Literal["ptb", "tsb", "kbm", "ic", "quad", "subischial"]  # the template names
+    socket_type: str = Field(  # a registered socket type (design.socket_types), the template names
+        json_schema_extra={"enum": list(SOCKET_TYPES)}, description=f"socket type: {socket_types_help()}")
     liner: str
     closure: str
     adapter: str
@@ -59,6 +61,14 @@ class SocketSpec(BaseModel):
     # Raise (+) or lower (-) the trimline at its landmarks; beyond 150 mm it leaves the limb.
     trim_offsets_mm: dict[str, Annotated[float, Field(ge=-150, le=150, allow_inf_nan=False)]] = Field(
         default_factory=dict, max_length=20)
+
+    @field_validator("socket_type", mode="before")
+    @classmethod
+    def _socket_type(cls, value):
+        if not isinstance(value, str) or value not in SOCKET_TYPES:
+            shown = f"'{value[:40]}'" if isinstance(value, str) else repr(value)[:40]
+            raise ValueError(f"unknown socket type {shown}; use one of {', '.join(socket_type_names())}")
+        return value
 
     @field_validator("k_level", mode="before")
     @classmethod
@@ -82,7 +92,7 @@ def _spec_problems(exc) -> str:
         name = str(error["loc"][0]) if error["loc"] else ""
         if error["type"] != "missing" or name not in known:
             return None
-        return f"{name}: required, one of {', '.join(part.id for part in known[name])} (see 'socketcad catalogue')"
+        return f"{name}: required, one of {', '.join(part.id for part in known[name])} (see the catalogue)"
 
     return every_error(exc, problem=missing_component)
 

@@ -20,6 +20,7 @@ import numpy as np
 from socketcad.anatomy.limb import Limb
 from socketcad.anatomy.landmarks import known_landmarks
 from socketcad.design.plan import SCHEMA_VERSION, RectificationPlan, plan_from_dict
+from socketcad.design.socket_types import SOCKET_TYPES
 from socketcad.errors import InputError
 
 # Alpha liner guidance: 3 mm liner 3-5 %, 6 mm 5-7 %, 9 mm 7-9 % circumferential reduction.
@@ -180,13 +181,15 @@ def subischial(limb: Limb, inputs: TemplateInputs) -> dict:
     }
 
 
+# The plan-making function of each registered socket type (design.socket_types); levels come from the registry.
+_BUILDERS: dict[str, Callable[[Limb, TemplateInputs], dict]] = {
+    "ptb": ptb, "tsb": tsb, "kbm": kbm, "ic": ischial_containment, "quad": quadrilateral, "subischial": subischial,
+}
+if set(_BUILDERS) != set(SOCKET_TYPES):
+    raise RuntimeError(f"templates {sorted(_BUILDERS)} do not match the socket types {sorted(SOCKET_TYPES)}")
+
 TEMPLATES: dict[str, tuple[str, Callable[[Limb, TemplateInputs], dict]]] = {
-    "ptb": ("transtibial", ptb),
-    "tsb": ("transtibial", tsb),
-    "kbm": ("transtibial", kbm),
-    "ic": ("transfemoral", ischial_containment),
-    "quad": ("transfemoral", quadrilateral),
-    "subischial": ("transfemoral", subischial),
+    name: (kind.level, _BUILDERS[name]) for name, kind in SOCKET_TYPES.items()
 }
 
 

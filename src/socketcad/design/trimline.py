@@ -22,6 +22,7 @@ from scipy.interpolate import CubicSpline
 
 from socketcad.anatomy.limb import Limb
 from socketcad.anatomy.regions import lateral_sign
+from socketcad.design.socket_types import SOCKET_TYPES
 from socketcad.errors import InputError
 from socketcad.geometry import measure
 
@@ -87,10 +88,12 @@ _QUAD = _points(("anterior", 0, "ischial_tuberosity", 65), ("lateral", 90, "isch
 _SUBISCHIAL = _points(("anterior", 0, "ischial_tuberosity", -25), ("lateral", 90, "ischial_tuberosity", -15),
                       ("posterior", 180, "ischial_tuberosity", -25), ("medial", 270, "perineum", -10))
 
-# Socket types carry the template names: ic = ischial containment, quad = quadrilateral.
-DEFAULT_TRIMLINES = {"ptb": _PTB, "tsb": _PTB, "kbm": _KBM, "ic": _IC, "quad": _QUAD, "subischial": _SUBISCHIAL}
-LEVEL_OF = {"ptb": "transtibial", "tsb": "transtibial", "kbm": "transtibial",
-            "ic": "transfemoral", "quad": "transfemoral", "subischial": "transfemoral"}
+# Keyed by the registered socket types (design.socket_types): ic = ischial containment, quad = quadrilateral.
+_TRIMLINES = {"ptb": _PTB, "tsb": _PTB, "kbm": _KBM, "ic": _IC, "quad": _QUAD, "subischial": _SUBISCHIAL}
+if set(_TRIMLINES) != set(SOCKET_TYPES):
+    raise RuntimeError(f"default trimlines {sorted(_TRIMLINES)} do not match the socket types {sorted(SOCKET_TYPES)}")
+DEFAULT_TRIMLINES = {name: _TRIMLINES[name] for name in SOCKET_TYPES}
+LEVEL_OF = {name: kind.level for name, kind in SOCKET_TYPES.items()}  # derived from the registry
 
 
 def default_trimline(socket_type: str) -> Trimline:
@@ -197,7 +200,7 @@ def fit_below_brim(trimline: Trimline, limb: Limb, given: set[str] = frozenset()
         if point.name in given:
             raise InputError(
                 f"trimline point '{point.name}' ({point.landmark} {point.offset_mm:+g} mm) lies {-room.min():.0f} mm "
-                f"above the model's brim; lower it (--trim {point.name}={_lowered(trimline, point.name, limb):g} or "
+                f"above the model's brim; lower it (`trim_offsets_mm` {point.name}={_lowered(trimline, point.name, limb):g} or "
                 "below) or capture the limb higher")
         trimline = trimline.with_offsets({point.name: point.offset_mm - np.ceil(-room.min() + 0.5)})
     else:

@@ -27,8 +27,9 @@ import trimesh
 import yaml
 
 from socketcad.errors import InputError
+from socketcad.geometry.formats import format_names
 
-MESH_FORMATS = ("stl", "obj", "ply", "off", "3mf")
+MESH_FORMATS = format_names(kind="surface")  # the formats read and written here (the registry: formats.py)
 # A limb scan has 10^4-10^6 triangles; 4 million (a 200 MB binary STL) is the most the capture is meant
 # for: clean-up and the frame hold several copies of every array.
 MESH_MAX_FACES = 4_000_000

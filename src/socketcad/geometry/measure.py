@@ -1,4 +1,5 @@
-"""Exact measures of a limb surface: volume, area, cross-sections and their profile.
+"""Exact measures of a limb surface: volume, area, cross-sections and their profile; the signed
+deviation of one surface from another.
 
 Meshes here are in the anatomical frame (z from the distal end, y anterior, mm).
 Cross-sections are computed on the surface with its brim capped, so that every
@@ -14,6 +15,7 @@ import trimesh
 from scipy.spatial import ConvexHull
 
 from socketcad.errors import GeometryError
+from socketcad.geometry.deform import vertex_normals
 from socketcad.geometry.memo import per_mesh
 from socketcad.geometry.repair import boundary_loops, cap_faces, capped_signed_volume, loop_perimeter, triangles
 
@@ -175,3 +177,13 @@ def profile(mesh: trimesh.Trimesh, levels_mm: np.ndarray) -> list[Section]:
         measure_section(segments, level, level > brim_low)
         for level, segments in zip(levels, section_segments(closed, np.asarray(levels)))
     ]
+
+
+def signed_deviation(baseline: trimesh.Trimesh, later: trimesh.Trimesh) -> np.ndarray:
+    """Signed distance (n,) from each baseline vertex to the later surface, mm: + where it lies outside
+    (along the baseline's vertex normal: where a limb grew)."""
+    from socketcad.geometry.solid import closest_points  # solid imports this module
+
+    closest, distance = closest_points(later, baseline.vertices)
+    outward = np.einsum("ij,ij->i", closest - baseline.vertices, vertex_normals(baseline))
+    return np.where(outward >= 0, distance, -distance)

@@ -19,7 +19,8 @@ from scipy.spatial.transform import Rotation
 from socketcad.geometry import solid
 from socketcad.geometry.deform import vertex_normals
 
-__all__ = ["Fit", "PlaneTarget", "rigid_step", "icp_point_to_plane", "align_about_axis", "refine_on_surface"]
+__all__ = ["Fit", "PlaneTarget", "rigid_step", "icp_point_to_plane", "align_about_axis", "refine_on_surface",
+           "z_band", "band_surface", "align_in_band", "refine_in_band"]
 
 Selector = Callable[[np.ndarray], np.ndarray]  # (n, 3) moved points -> (n,) bool: the points to fit
 
@@ -135,3 +136,37 @@ def refine_on_surface(source: np.ndarray, surface: trimesh.Trimesh, initial: np.
     moved = _selected(source, matrix, select)
     _, distance, _ = solid.closest_faces(surface, moved)
     return Fit(matrix, float(np.sqrt(np.mean(distance ** 2))), len(moved))
+
+
+def z_band(points: np.ndarray, lower_mm: float, upper_mm: float) -> np.ndarray:
+    """(n,) bool: the points (n, 3) strictly between heights ``lower_mm`` and ``upper_mm`` (z)."""
+    return (points[:, 2] > lower_mm) & (points[:, 2] < upper_mm)
+
+
+def band_surface(surface: trimesh.Trimesh, lower_mm: float, upper_mm: float) -> trimesh.Trimesh:
+    """The faces of ``surface`` touching the band lower_mm < z < upper_mm, so that every point in the
+    band has its own faces to fit to."""
+    touching = z_band(surface.vertices, lower_mm, upper_mm)[surface.faces].any(axis=1)
+    return surface.submesh([np.flatnonzero(touching)], append=True)
+
+
+def align_in_band(source: np.ndarray, band: trimesh.Trimesh, lower_mm: float, upper_mm: float,
+                  angles_deg: np.ndarray, shifts_mm: tuple[float, ...]) -> tuple[Fit, Fit]:
+    """``align_about_axis`` of ``source`` (n, 3) onto ``band`` (from ``band_surface``), fitted on the
+    points that land between ``lower_mm`` and ``upper_mm``, and the same of its mirror image (x -> -x):
+    (the fit, the mirror image's fit)."""
+    target = PlaneTarget(band)
+
+    def in_band(points: np.ndarray) -> np.ndarray:
+        return z_band(points, lower_mm, upper_mm)
+
+    fit, mirror = (align_about_axis(source * ([-1.0, 1.0, 1.0] if mirrored else 1.0), target, in_band,
+                                    angles_deg, shifts_mm) for mirrored in (False, True))
+    return fit, mirror
+
+
+def refine_in_band(source: np.ndarray, band: trimesh.Trimesh, initial: np.ndarray, lower_mm: float,
+                   upper_mm: float) -> Fit:
+    """``refine_on_surface`` of ``source`` (n, 3) onto ``band`` from ``initial`` (4, 4), on the points
+    that land between ``lower_mm`` and ``upper_mm``."""
+    return refine_on_surface(source, band, initial, lambda points: z_band(points, lower_mm, upper_mm))

@@ -3,7 +3,7 @@
 Scanners and CAD packages write metres, centimetres, millimetres or inches without
 saying which. A human residual limb (with its liner-free skin, transtibial or
 transfemoral) is 60-1000 mm in its largest extent, typically about 300 mm, so the
-unit whose reading of the file's size lands closest to that is taken; ``--units``
+unit whose reading of the file's size lands closest to that is taken; ``units``
 overrides. OpenLimb's statistical shapes are normalised to the intact tibia (femur)
 length: units ``tibia`` / ``femur`` scale by a reference length instead.
 """
@@ -61,12 +61,12 @@ def choose_units(
             return UnitChoice(unit, scale, f"given ({unit})")
         # The user's word wins (a child's limb, a cast with a long build-up), but it is said.
         return UnitChoice(unit, scale, f"given ({unit}); WARNING: that makes the limb {size_mm:.0f} mm "
-                                       f"long, outside the usual {low:.0f}-{high:.0f} mm; check --units")
+                                       f"long, outside the usual {low:.0f}-{high:.0f} mm; check `units`")
     plausible = [u for u, s in MM_PER_UNIT.items() if low <= largest_extent * s <= high]
     if not plausible:
         raise InputError(
             f"{source}: its size ({largest_extent:.4g} file units) is not that of a residual limb in "
-            f"mm, cm, m or inches; pass --units (one of {', '.join(UNITS)}) or check the file"
+            f"mm, cm, m or inches; give `units` (one of {', '.join(UNITS)}) or check the file"
         )
     best = min(
         plausible,

@@ -1,0 +1,56 @@
+"""socketcad's jobs, one function each: typed requests in, typed results out (pydantic, units in the field
+names), progress through an optional callback, InputError naming the field on bad input; nothing printed.
+
+The command line and the web application are shells over these functions; reports and studies call them too.
+A result's JSON schema is published by ``result_schemas`` (``socketcad schema``).
+
+>>> from socketcad import operations
+>>> result = operations.landmarks(operations.LandmarksRequest(source="sample:openlimb-tt-mean"))
+>>> sorted(row.name for row in result.landmarks)[:3]
+['distal_end', 'distal_tibia', 'fibular_head']
+"""
+
+from __future__ import annotations
+
+from socketcad.operations._common import Capture, LimbInfo, Progress, Request, Result, Source, Upload, silent
+from socketcad.operations._analysis import AnalyseRequest, Analysis, analyse
+from socketcad.operations._capture import (ConvertRequest, Converted, InspectRequest, Inspection, LandmarkRow, Landmarks,
+                                          LandmarksRequest, SampleInfo, SampleList, SectionRow, TapeLimb, TapeRequest, catalogue,
+                                          convert, inspect, landmarks, samples, tape)
+from socketcad.operations._clinic import (AddScanRequest, CaseExported, CaseImported, CaseList, CaseOpened,
+                                         DeliverRequest, DeliverySaved, DesignRequest, DiffRequest, EvaluateRequest,
+                                         EvaluationSaved, FabricateRequest, FabricationSaved, FitRequest, FittingSaved,
+                                         FollowUpRequest, FollowUpSaved, NewCaseRequest, Rebuilt, RevisionDiff,
+                                         RevisionSaved, ScanKept, add_scan, case_history, cases, deliver, diff,
+                                         evaluate, export_case, fabricate, fit, follow_up, import_case, new_case,
+                                         open_store, rebuild, save_design)
+from socketcad.operations._design import (BuildRequest, DemoRequest, DemoResult, ModificationRow, RectifyRequest,
+                                         Rectified, SocketBuilt, SpecFields, build, demo, rectify, wall_strength)
+
+__all__ = [
+    "Capture", "LimbInfo", "Progress", "Request", "Result", "Source", "Upload", "result_schemas", "silent",
+    "ConvertRequest", "Converted", "InspectRequest", "Inspection", "LandmarkRow", "Landmarks", "LandmarksRequest",
+    "SampleInfo", "SampleList", "SectionRow", "TapeLimb", "TapeRequest", "catalogue", "convert", "inspect",
+    "landmarks", "samples", "tape",
+    "BuildRequest", "DemoRequest", "DemoResult", "ModificationRow", "RectifyRequest", "Rectified", "SocketBuilt",
+    "SpecFields", "build", "demo", "rectify", "wall_strength",
+    "AnalyseRequest", "Analysis", "analyse",
+    "AddScanRequest", "CaseExported", "CaseImported", "CaseList", "CaseOpened", "DeliverRequest", "DeliverySaved",
+    "DesignRequest", "DiffRequest", "EvaluateRequest", "EvaluationSaved", "FabricateRequest", "FabricationSaved",
+    "FitRequest", "FittingSaved", "FollowUpRequest", "FollowUpSaved", "NewCaseRequest", "Rebuilt", "RevisionDiff",
+    "RevisionSaved", "ScanKept", "add_scan", "case_history", "cases", "deliver", "diff", "evaluate",
+    "export_case", "fabricate", "fit", "follow_up", "import_case", "new_case", "open_store", "rebuild", "save_design",
+]  # the one list of public names: socketcad re-exports it
+
+
+def result_schemas() -> dict[str, dict]:
+    """The JSON schema of every operation's result, by the result's name."""
+    from socketcad.clinic.cases import CaseHistory
+    from socketcad.design.components import Catalogue
+    from socketcad.design.fabrication import WallStrength
+
+    models = (Analysis, CaseExported, CaseHistory, CaseImported, CaseList, CaseOpened, Catalogue, Converted,
+              DeliverySaved, DemoResult, EvaluationSaved, FabricationSaved, FittingSaved, FollowUpSaved, Inspection,
+              Landmarks, Rebuilt, Rectified, RevisionDiff, RevisionSaved, SampleList, ScanKept, SocketBuilt, TapeLimb,
+              WallStrength)
+    return {model.__name__: model.model_json_schema() for model in models}
