@@ -8,6 +8,7 @@ problem), 1 an internal error (one line; SOCKETCAD_DEBUG=1 shows the traceback).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -815,6 +816,7 @@ def print_diff(result) -> None:
         say(f"    {row.region}: mean {row.mean_mm:+.2f}, {row.most_lost_mm:+.2f} to {row.most_gained_mm:+.2f} mm")
 
 
+@functools.cache  # the commands do not change while the program runs
 def _option_flags() -> dict[str, str]:
     """Request field name -> this command line's flag, from the commands' own parameters (e.g. side -> --side)."""
     command = typer.main.get_command(app)

@@ -5,7 +5,7 @@ and is audited under that user's name."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from pydantic import Field, model_validator
 
@@ -13,11 +13,10 @@ from socketcad.clinic.cases import CaseHistory, CaseRow, history, list_cases
 from socketcad.clinic.diff import RevisionChanges
 from socketcad.clinic.followup import FollowUpComparison
 from socketcad.clinic.store import Store
-from socketcad.design.plan import RectificationPlan, read_plan
 from socketcad.errors import InputError
 from socketcad.geometry import io
 from socketcad.operations._common import Direction, Progress, Request, Result, Source, check_output, readable, silent
-from socketcad.operations._design import SpecFields
+from socketcad.operations._design import PlanInput, SpecFields, plan_of
 from socketcad.settings import Settings
 
 __all__ = [
@@ -75,15 +74,6 @@ class AddScanRequest(Request):
     units: Optional[str] = None  # detected if None
     anterior: Optional[Direction] = None  # file coordinates: a scan without bones needs it for a design
 
-    @model_validator(mode="before")
-    @classmethod
-    def _direction(cls, data):
-        from socketcad.operations._common import Capture
-
-        if isinstance(data, dict) and data.get("anterior") is not None:
-            data = {**data, "anterior": Capture(anterior=data["anterior"]).anterior}
-        return data
-
 
 class ScanKept(Result):
     id: int
@@ -132,7 +122,7 @@ def evaluate(store: Store, request: EvaluateRequest, actor: str) -> EvaluationSa
 class DesignRequest(Request):
     reference: str
     template: Optional[str] = None  # its plan for this limb is what is saved
-    plan: Optional[Union[Path, RectificationPlan]] = None  # or a plan
+    plan: Optional[PlanInput] = None  # or a plan
     spec_file: Optional[Path] = None
     spec: SpecFields = SpecFields()
     scan: Optional[int] = None  # scan id [the case's newest]
@@ -158,8 +148,7 @@ def save_design(store: Store, request: DesignRequest, actor: str, progress: Prog
     """Build and save a design revision of a case (immutable once saved; changes make child revisions)."""
     from socketcad.clinic.cases import design as save
 
-    plan = request.template if request.template is not None else (
-        read_plan(request.plan) if isinstance(request.plan, Path) else request.plan)
+    plan = request.template if request.template is not None else plan_of(request.plan)
     progress("building the socket")
     revision = save(store, request.reference, plan, request.spec.merged(request.spec_file, request.template),
                     request.scan, request.parent, request.note, actor=actor)

@@ -6,9 +6,9 @@ import math
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Union
+from typing import Annotated, Callable, Iterator, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from socketcad.anatomy.limb import CaptureOptions, Limb, load_limb
 from socketcad.errors import InputError, every_error, printable
@@ -82,7 +82,23 @@ def source_name(source: Source) -> str:
     return source.filename if isinstance(source, Upload) else str(source)
 
 
-Direction = tuple[float, float, float]
+def _direction(value):
+    """X,Y,Z as text (a form, a command line) or three numbers; three finite numbers, not all 0."""
+    if value is None:
+        return None
+    try:
+        vector = tuple(float(part) for part in (value.split(",") if isinstance(value, str) else value))
+    except (TypeError, ValueError):
+        vector = ()
+    if len(vector) != 3 or not all(math.isfinite(v) for v in vector) or not any(vector):
+        shown = value if isinstance(value, str) else ",".join(map(str, value)) if isinstance(value, (list, tuple)) \
+            else repr(value)
+        raise ValueError(f"'{shown}' is not a direction: give three finite numbers X,Y,Z, not all 0")
+    return vector
+
+
+Direction = Annotated[tuple[float, float, float], BeforeValidator(_direction)]
+"""A direction in file coordinates (mm frame of the file): three finite numbers, not all 0, or 'X,Y,Z' text."""
 
 
 class Capture(Request):
@@ -98,22 +114,6 @@ class Capture(Request):
     force: bool = False  # go on with a shape outside the human range (wrong units, not a limb)
     clean: bool = True  # drop debris, fill small holes; False: every part as read
     remesh_edge_mm: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # isotropic remesh of the skin
-
-    @field_validator("anterior", mode="before")
-    @classmethod
-    def _direction(cls, value):
-        """X,Y,Z as text (a form, a command line) or three numbers; three finite numbers, not all 0."""
-        if value is None:
-            return None
-        try:
-            vector = tuple(float(part) for part in (value.split(",") if isinstance(value, str) else value))
-        except (TypeError, ValueError):
-            vector = ()
-        if len(vector) != 3 or not all(math.isfinite(v) for v in vector) or not any(vector):
-            shown = value if isinstance(value, str) else ",".join(map(str, value)) if isinstance(value, (list, tuple)) \
-                else repr(value)
-            raise ValueError(f"'{shown}' is not a direction: give three finite numbers X,Y,Z, not all 0")
-        return vector
 
     def options(self) -> CaptureOptions:
         return CaptureOptions(**self.model_dump())

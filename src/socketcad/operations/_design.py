@@ -13,7 +13,7 @@ from socketcad.biomech.wall import iso_level, socket_wall_strength
 from socketcad.design.components import SelectionInputs, propose_system
 from socketcad.design.fabrication import FabricationSheet, WallStrength, fabrication_sheet, output_paths, \
     write_socket_outputs
-from socketcad.design.pipeline import Designed, complete_spec, design_socket, prepared_limb, template_inputs
+from socketcad.design.pipeline import Designed, complete_spec, design_socket, prepared_limb
 from socketcad.design.plan import RectificationPlan, read_plan, write_plan
 from socketcad.design.rectify import Rectification, rectify as apply_plan, region_table
 from socketcad.design.socket import SocketSpec
@@ -31,7 +31,8 @@ PlanInput = Union[Path, RectificationPlan]
 """A rectification plan: a YAML/JSON file, or the plan itself."""
 
 
-def _plan(plan: PlanInput | None) -> RectificationPlan | None:
+def plan_of(plan: PlanInput | None) -> RectificationPlan | None:
+    """The plan itself: read from its file, or as given."""
     return read_plan(plan) if isinstance(plan, Path) else plan
 
 
@@ -103,7 +104,7 @@ def rectify(request: RectifyRequest, progress: Progress = silent) -> Rectified:
     for path, allowed in ((request.deviation_csv, ("csv",)), (request.save_plan, io.DATA_FORMATS)):
         if path is not None:
             check_output(path, allowed)
-    plan = _plan(request.plan)
+    plan = plan_of(request.plan)
     limb = prepared_limb(load(request.source, request.capture, progress), plan, landmark_overrides(request.landmarks))
     if plan is None:
         given = {"liner_thickness_mm": request.liner_thickness_mm, "bar_depth_mm": request.bar_depth_mm}
@@ -112,15 +113,15 @@ def rectify(request: RectifyRequest, progress: Progress = silent) -> Rectified:
         plan = template_plan(request.template, limb, inputs)
     progress("rectifying")
     result = apply_plan(limb, plan)
-    summary = rectified(result, [])  # everything computed before the first file is written
+    written = [str(p) for p in (request.output, request.deviation_csv, request.save_plan) if p is not None]
+    summary = rectified(result, written)  # everything computed before the first file is written
     with io.all_or_none():
         io.write_mesh(result.skin, request.output)
         if request.deviation_csv is not None:
             write_deviation_csv(result, request.deviation_csv)
         if request.save_plan is not None:
             write_plan(plan, request.save_plan)
-    written = [str(p) for p in (request.output, request.deviation_csv, request.save_plan) if p is not None]
-    return summary.model_copy(update={"written": written})
+    return summary
 
 
 def rectified(result: Rectification, written: list[str]) -> Rectified:
@@ -197,7 +198,7 @@ class SocketBuilt(FabricationSheet):
 
 
 def _designed(request: BuildRequest, progress: Progress) -> Designed:
-    plan = _plan(request.plan)
+    plan = plan_of(request.plan)
     fields = request.spec.merged(request.spec_file, request.template)
     limb = prepared_limb(load(request.source, request.capture, progress), plan, landmark_overrides(request.landmarks))
     spec = complete_spec(fields, limb.level)
@@ -269,14 +270,15 @@ def demo(request: DemoRequest, progress: Progress = silent) -> DemoResult:
     spec = SocketSpec(socket_type=template, liner=proposal.liner.id, closure=proposal.closure.id,
                       adapter=proposal.adapter.id, material="petg", stage="test", k_level=3)
     progress("building the socket")
-    socket = design_socket(limb, spec, template=template, inputs=template_inputs(spec)).socket
+    socket = design_socket(limb, spec, template=template).socket
     sheet = fabrication_sheet(socket)
+    limb_files = [out / f"limb.{fmt}" for fmt in ("stl", "3mf", "aop")]
     with io.all_or_none():
-        for name in ("limb.stl", "limb.3mf", "limb.aop"):
-            write_limb(limb, out / name, name.rsplit(".", 1)[1])
+        for path in limb_files:
+            write_limb(limb, path, path.suffix[1:])
         write_profile_csv(measures, out / "profile.csv")
         io.write_atomic(out / "measures.json", lambda tmp: tmp.write_text(inspection.model_dump_json(indent=2)))
         paths = write_socket_outputs(socket, out / "socket.stl", sheet)
-    written = [str(out / name) for name in ("limb.stl", "limb.3mf", "limb.aop", "profile.csv", "measures.json")]
+    written = [*limb_files, out / "profile.csv", out / "measures.json", *paths.values()]
     return DemoResult(inspection=inspection, component_reasons=list(proposal.reasons), sheet=sheet,
-                      written=written + [str(p) for p in paths.values()])
+                      written=[str(path) for path in written])
