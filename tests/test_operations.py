@@ -251,8 +251,8 @@ def test_a_library_field_name_is_shown_as_the_flag(cli, tmp_path):
 def test_result_models_state_units_in_field_names(schemas):
     """Numbers carry their unit in their name (or are counts, ids, ratios or flags)."""
     unitless = {"id", "index", "revision", "revisions", "files", "scans", "scan", "baseline_scan", "parent", "first",
-                "second", "dofs", "elements", "vertices", "comfort", "k_level", "newton_iterations", "factorizations",
-                "cg_iterations", "residual_ratio", "peak_to_mean", "circumferences", "socks_ply_worn", "mean",
+                "second", "dofs", "elements", "vertices", "comfort", "k_level", "newton_iterations",
+                "residual_ratio", "peak_to_mean", "circumferences", "socks_ply_worn", "mean",
                 "most_inward", "most_outward", "child_revision", "safety_factor", "poisson", "friction", "spokes",
                 "schema_version", "revision_id", "socks_ply", "friction_skin", "self_intersecting_face_pairs"}
     units = ("_mm", "_mm2", "_mm3", "_cm2", "_cm3", "_kpa", "_mpa", "_n", "_deg", "_pct", "_g", "_kg", "_s",

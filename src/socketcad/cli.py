@@ -274,6 +274,7 @@ def analyze(
     edge_mm: float = typer.Option(12.0, "--edge-mm", help="Tissue mesh edge length, mm (smaller: finer and slower; 12: see README)."),
     mesh_cache: Optional[Path] = typer.Option(None, "--mesh-cache", help="Folder of kept tissue meshes (default $SOCKETCAD_CACHE/tissue, else ~/.cache/socketcad/tissue): every analysis of one limb runs on one mesh, so revisions compare."),
     fresh_mesh: bool = typer.Option(False, "--fresh-mesh", help="Mesh the tissue anew and leave the cache alone."),
+    quick: bool = typer.Option(False, "--quick", help="Preview: donning and standing on a coarse mesh, in seconds (its measured error is printed); check tolerances with the full analysis."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     units: Optional[str] = UnitsOption, side: Optional[str] = SideOption,
     anterior: Optional[str] = AnteriorOption, level: Optional[str] = LevelOption,
@@ -283,7 +284,7 @@ def analyze(
     request = ops.AnalyseRequest(
         source=file, socket=socket_file, output=output, body_mass_kg=body_mass_kg, k_level=k_level,
         tolerances=tolerances, edge_mm=edge_mm, mesh_cache=None if fresh_mesh else (mesh_cache or settings().tissue_cache),
-        capture=capture(units, side=side, anterior=anterior, level=level, force=force))
+        quick=quick, capture=capture(units, side=side, anterior=anterior, level=level, force=force))
     with steps("interface mechanics") as step:
         result = ops.analyse(request, step)
     shown(result, as_json, print_interface)
@@ -737,13 +738,16 @@ def print_interface(summary) -> None:
                      "-" if case.peak_to_mean is None else f"{case.peak_to_mean:g}", f"{case.peak_shear_kpa:g}",
                      escape(", ".join(over) or "-"))
     out.print(grid)
-    regions = Table(title="Standing and heel strike by region (kPa)")
-    for column in ("region", "tolerance", "standing peak", "heel strike peak", "heel strike mean"):
+    walking = summary.cases.get("heel_strike")
+    regions = Table(title="Standing and heel strike by region (kPa)" if walking else "Standing by region (kPa)")
+    for column in ("region", "tolerance", "standing peak", "standing mean") + (("heel strike peak", "heel strike mean")
+                                                                               if walking else ()):
         regions.add_column(column)
-    standing = {r.region: r for r in summary.cases["standing"].regions}
-    for row in summary.cases.get("heel_strike", summary.cases["standing"]).regions:
-        regions.add_row(escape(row.region), f"{row.tolerance_kpa:g}", f"{standing[row.region].peak_kpa:g}",
-                        f"{row.peak_kpa:g}{' OVER' if row.over_tolerance else ''}", f"{row.mean_kpa:g}")
+    heel = {r.region: r for r in walking.regions} if walking else {}
+    for row in summary.cases["standing"].regions:
+        flagged = lambda r: f"{r.peak_kpa:g}{' OVER' if r.over_tolerance else ''}"  # noqa: E731
+        regions.add_row(escape(row.region), f"{row.tolerance_kpa:g}", flagged(row), f"{row.mean_kpa:g}",
+                        *((flagged(heel[row.region]), f"{heel[row.region].mean_kpa:g}") if walking else ()))
     out.print(regions)
     measured = lambda value, unit: "not run" if value is None else f"{value:g} {unit}"  # noqa: E731
     say(f"pistoning in swing {measured(summary.pistoning_mm, 'mm')}; rotation in stance "

@@ -5,24 +5,28 @@ the bone fit or the meshing change, and commit the new files (the tests name the
 
 fTetWild's meshes differ from run to run, so the limb tests read these files rather than make their
 own: their figures are then the same on every machine and every run. The OpenLimbTT mean carries its
-bones (test_interface_limb.py); the AmpScan scan has none and gets the mean's fitted (test_realscan.py)."""
+bones (test_interface_limb.py, at the default and the quick preview's resolution); the AmpScan scan has
+none and gets the mean's fitted (test_realscan.py)."""
 
 from pathlib import Path
 
 from socketcad.anatomy.bone_fit import with_mean_bones
 from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import CaptureOptions, load_limb
-from socketcad.biomech.mesh import DEFAULT_EDGE_MM, tissue_key, tissue_mesh
+from socketcad.biomech.mesh import DEFAULT_EDGE_MM, ENVELOPE, QUICK_EDGE_MM, QUICK_ENVELOPE, tissue_key, tissue_mesh
 
 FOLDER = Path(__file__).parent / "tissue"
-LIMBS = {"sample:openlimb-tt-mean": CaptureOptions(), "sample:ampscan-tt-scan": CaptureOptions(side="right")}
+DEFAULT, QUICK = (DEFAULT_EDGE_MM, ENVELOPE), (QUICK_EDGE_MM, QUICK_ENVELOPE)
+LIMBS = {"sample:openlimb-tt-mean": (CaptureOptions(), (DEFAULT, QUICK)),
+         "sample:ampscan-tt-scan": (CaptureOptions(side="right"), (DEFAULT,))}
 
 if __name__ == "__main__":
-    limbs = [locate_landmarks(load_limb(source, options)) for source, options in LIMBS.items()]
-    wanted = {FOLDER / f"tissue-{tissue_key(limb if limb.bones else with_mean_bones(limb), DEFAULT_EDGE_MM)}.npz"
-              for limb in limbs}
+    meshes = [(locate_landmarks(load_limb(source, options)), settings) for source, (options, settings) in LIMBS.items()]
+    wanted = {FOLDER / f"tissue-{tissue_key(limb if limb.bones else with_mean_bones(limb), edge, envelope)}.npz"
+              for limb, settings in meshes for edge, envelope in settings}
     for stale in set(FOLDER.glob("tissue-*.npz")) - wanted:  # kept meshes stay: their tests' figures with them
         stale.unlink()
-    for limb in limbs:
-        mesh = tissue_mesh(limb, cache=FOLDER)  # read if kept, else made and written
-        print(f"{limb.source}: {mesh.notes[0]}")
+    for limb, settings in meshes:
+        for edge, envelope in settings:
+            mesh = tissue_mesh(limb, edge, cache=FOLDER, envelope=envelope)  # read if kept, else made and written
+            print(f"{limb.source}: {mesh.notes[0]}")

@@ -10,9 +10,9 @@ import trimesh
 
 from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import Limb
-from socketcad.biomech.interface import InterfaceResult, Materials, analyse_interface, cavity_of
+from socketcad.biomech.interface import QUICK_NOTE, InterfaceResult, Materials, analyse_interface, cavity_of
 from socketcad.biomech.loads import interface_cases
-from socketcad.biomech.mesh import DEFAULT_EDGE_MM, tissue_mesh
+from socketcad.biomech.mesh import DEFAULT_EDGE_MM, QUICK_EDGE_MM, QUICK_ENVELOPE, tissue_mesh
 from socketcad.biomech.tolerance import DEFAULT_TRANSTIBIAL, RegionTolerance
 from socketcad.design.components import load_catalogue, parse_k_level
 from socketcad.design.fabrication import FabricationSheet, check_built_for
@@ -33,10 +33,11 @@ def check_analysis_inputs(body_mass_kg: float, k_level: object) -> int:
 def analyse_socket(limb: Limb, socket_solid: trimesh.Trimesh, sheet: FabricationSheet, body_mass_kg: float,
                    k_level: object = 3, tolerances: tuple[RegionTolerance, ...] = DEFAULT_TRANSTIBIAL,
                    edge_mm: float = DEFAULT_EDGE_MM, cache: Path | None = None, force: bool = False,
-                   where: str = "the socket", step=lambda name: None) -> InterfaceResult:
+                   where: str = "the socket", step=lambda name: None, quick: bool = False) -> InterfaceResult:
     """Donning and the load cases of ``limb`` in the socket ``socket_solid`` (limb frame, mm) whose
     fabrication ``sheet`` names its liner and closure. ``cache``: folder of kept tissue meshes (None: mesh
-    anew). ``force``: analyse even if the sheet records another limb. ``where``: names the socket in errors."""
+    anew). ``force``: analyse even if the sheet records another limb. ``where``: names the socket in errors.
+    ``quick``: the preview, donning and standing on a coarse mesh (``edge_mm`` is then not used)."""
     number = check_analysis_inputs(body_mass_kg, k_level)
     liner = load_catalogue().liner(sheet.liner.id)
     limb = locate_landmarks(limb)
@@ -45,8 +46,11 @@ def analyse_socket(limb: Limb, socket_solid: trimesh.Trimesh, sheet: Fabrication
         raise InputError("interface analysis covers transtibial limbs for now (the tolerance table and bones fit)")
     materials = Materials(liner_youngs_kpa=liner.elastic_modulus_kpa, friction=liner.friction_skin)
     step("meshing the tissue (fTetWild)")
-    tissue = tissue_mesh(limb, edge_mm, cache=cache)
+    tissue = (tissue_mesh(limb, QUICK_EDGE_MM, cache=cache, envelope=QUICK_ENVELOPE) if quick
+              else tissue_mesh(limb, edge_mm, cache=cache))
     result = analyse_interface(limb, cavity_of(socket_solid, limb), liner.thickness_mm, sheet.closure.kind,
-                               body_mass_kg, number, materials, tissue=tissue, tolerances=tolerances, step=step)
+                               body_mass_kg, number, materials, tissue=tissue, tolerances=tolerances, step=step,
+                               cases=("standing",) if quick else None)
     said = NOT_CHECKED if force else unchecked
-    return replace(result, notes=result.notes + ((said,) if said else ()))
+    notes = ((QUICK_NOTE,) if quick else ()) + ((said,) if said else ())
+    return replace(result, notes=result.notes + notes, quick=quick)

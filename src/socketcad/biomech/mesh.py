@@ -38,6 +38,11 @@ from socketcad.geometry.deform import vertex_face_incidence, vertex_normals
 
 DEFAULT_EDGE_MM = 12.0  # target tetrahedron edge: the default resolution (mesh convergence: README)
 ENVELOPE = 2e-3  # fTetWild's surface envelope, relative to the bounding box diagonal
+# The quick preview's mesh: fTetWild refines the surface until it lies within the envelope, so the edge
+# alone barely coarsens it (20 mm at the default envelope: 67,000 degrees of freedom against 96,000 at
+# 12 mm); at 1 % (about 3 mm on a limb) it is 21,000. Its error is measured (QUICK_NOTE, interface.py).
+QUICK_EDGE_MM = 20.0
+QUICK_ENVELOPE = 1e-2
 TOP_MARGIN_MM = 5.0  # the tissue ends this far below the top of the scan (or of an open bone)
 CUT_BAND_MM = 1.5  # boundary faces centred this close to the cut level belong to it
 TISSUE, LINER = 0, 1
@@ -85,26 +90,30 @@ class TissueMesh:
     notes: tuple[str, ...]
 
 
-def tissue_mesh(limb: Limb, edge_mm: float = DEFAULT_EDGE_MM, cache: Path | None = None) -> TissueMesh:
-    """Tetrahedra of the soft tissue between ``limb``'s skin and bones, below its top. A limb without
+def tissue_mesh(limb: Limb, edge_mm: float = DEFAULT_EDGE_MM, cache: Path | None = None,
+                envelope: float = ENVELOPE) -> TissueMesh:
+    """Tetrahedra of the soft tissue between ``limb``'s skin and bones, below its top, of about ``edge_mm``,
+    their surface within ``envelope`` (of the limb's diagonal) of the skin and bones. A limb without
     bones (a scan) gets the OpenLimbTT mean bones fitted into it, and the notes say so. With a ``cache``
     folder, a mesh made earlier from the same skin, bones and settings is read from it, and a new one is
     written to it (atomically; a folder that cannot be written is passed by, and the notes say so)."""
     if not np.isfinite(edge_mm) or not 2.0 <= edge_mm <= 40.0:
         raise InputError(f"the tissue mesh edge must be 2-40 mm, got {edge_mm}")
+    if not np.isfinite(envelope) or not 1e-4 <= envelope <= 2e-2:
+        raise InputError(f"the tissue mesh envelope must be 0.01-2 % of the limb's size, got {envelope * 100:g} %")
     started = time.perf_counter()
     fitted_note = ()
     if not limb.bones:
         limb = with_mean_bones(limb)
         fitted_note = (limb.notes[-1],)
     if cache is None:
-        return _meshed(limb, edge_mm, fitted_note, started)
-    path = Path(cache) / f"tissue-{tissue_key(limb, edge_mm)}.npz"
+        return _meshed(limb, edge_mm, envelope, fitted_note, started)
+    path = Path(cache) / f"tissue-{tissue_key(limb, edge_mm, envelope)}.npz"
     kept = read_tissue(path)
     if kept is not None:
         return replace(kept, seconds=time.perf_counter() - started,
                        notes=kept.notes + (f"tissue mesh read from the cache {path}",))
-    mesh = _meshed(limb, edge_mm, fitted_note, started)
+    mesh = _meshed(limb, edge_mm, envelope, fitted_note, started)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_tissue(mesh, path)
@@ -113,11 +122,11 @@ def tissue_mesh(limb: Limb, edge_mm: float = DEFAULT_EDGE_MM, cache: Path | None
     return mesh
 
 
-def tissue_key(limb: Limb, edge_mm: float) -> str:
+def tissue_key(limb: Limb, edge_mm: float, envelope: float = ENVELOPE) -> str:
     """Hash (hex) of what a tissue mesh is made from: skin, bones (their coordinates and faces) and the
     meshing settings."""
     digest = hashlib.sha256(json.dumps({
-        "version": CACHE_VERSION, "edge_mm": float(edge_mm), "envelope": ENVELOPE, "top_margin_mm": TOP_MARGIN_MM,
+        "version": CACHE_VERSION, "edge_mm": float(edge_mm), "envelope": float(envelope), "top_margin_mm": TOP_MARGIN_MM,
         "cut_band_mm": CUT_BAND_MM, "bones": sorted(limb.bones)}).encode())
     for surface in [limb.skin] + [limb.bones[name] for name in sorted(limb.bones)]:
         digest.update(np.ascontiguousarray(surface.vertices, dtype="<f8").tobytes())
@@ -159,7 +168,7 @@ def read_tissue(path: Path) -> TissueMesh | None:
                       float(facts["edge_mm"]), 0.0, tuple(facts["notes"]))
 
 
-def _meshed(limb: Limb, edge_mm: float, fitted_note: tuple[str, ...], started: float) -> TissueMesh:
+def _meshed(limb: Limb, edge_mm: float, envelope: float, fitted_note: tuple[str, ...], started: float) -> TissueMesh:
     """fTetWild's mesh of ``limb`` (with bones)."""
     import pytetwild  # imported here: a compiled dependency only analysis needs
 
@@ -175,12 +184,12 @@ def _meshed(limb: Limb, edge_mm: float, fitted_note: tuple[str, ...], started: f
     with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
         points, tetrahedra = pytetwild.tetrahedralize(
             np.array(surface.vertices, dtype=np.float64), np.array(surface.faces, dtype=np.int32),
-            edge_length_abs=float(edge_mm), epsilon=ENVELOPE, stop_energy=50.0, num_opt_iter=3, num_threads=0)
+            edge_length_abs=float(edge_mm), epsilon=float(envelope), stop_energy=50.0, num_opt_iter=3, num_threads=0)
     points, tetrahedra = _compacted(np.asarray(points, dtype=np.float64), np.asarray(tetrahedra, dtype=np.int64))
     tetrahedra = _oriented(points, tetrahedra)
     skin_faces, rigid = _classified_boundary(points, tetrahedra, limb, top, edge_mm)
     notes = (f"tissue: {len(tetrahedra)} tetrahedra, {len(points)} vertices, edge {edge_mm:g} mm (fTetWild); "
-             f"the skin, bones and the cut at {top:.0f} mm above the distal end within {ENVELOPE * 100:g} % of the "
+             f"the skin, bones and the cut at {top:.0f} mm above the distal end within {envelope * 100:g} % of the "
              "limb's size",) + fitted_note
     return TissueMesh(points, tetrahedra, skin_faces, rigid, top, float(edge_mm), time.perf_counter() - started, notes)
 

@@ -29,6 +29,7 @@ class AnalyseRequest(Request):
     tolerances: Optional[Path] = None  # regional tolerance table (YAML/JSON list) replacing the defaults
     edge_mm: float = Field(DEFAULT_EDGE_MM, gt=0, allow_inf_nan=False)  # tissue mesh edge length
     mesh_cache: Optional[Path] = None  # folder of kept tissue meshes; None: mesh anew
+    quick: bool = False  # the preview: donning and standing on a coarse mesh, seconds instead of a minute
 
 
 class Analysis(InterfaceSummary):
@@ -40,6 +41,8 @@ class Analysis(InterfaceSummary):
 def analyse(request: AnalyseRequest, progress: Progress = silent) -> Analysis:
     """Predict interface pressure and shear: donning, standing, heel strike, stance rotation, swing pull-off."""
     check_analysis_inputs(request.body_mass_kg, request.k_level)  # refused before any work
+    if request.quick and request.edge_mm != DEFAULT_EDGE_MM:
+        raise InputError("`quick` sets its own tissue mesh: give `quick` or `edge_mm`, not both")
     tolerances = read_tolerances(request.tolerances) if request.tolerances is not None else DEFAULT_TRANSTIBIAL
     output = request.output
     if output.exists() and not output.is_dir():
@@ -52,6 +55,6 @@ def analyse(request: AnalyseRequest, progress: Progress = silent) -> Analysis:
     limb = load(request.source, request.capture, progress)
     solid = io.read_mesh(socket)
     result = analyse_socket(limb, solid, sheet, request.body_mass_kg, request.k_level, tolerances, request.edge_mm,
-                            request.mesh_cache, request.capture.force, str(socket), progress)
+                            request.mesh_cache, request.capture.force, str(socket), progress, request.quick)
     paths = result.save(output)
     return Analysis(**dict(result.summary()), written={kind: str(path) for kind, path in paths.items()})
