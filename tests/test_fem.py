@@ -81,12 +81,14 @@ def test_lame_cylinder_contact_pressure(poisson):
     assert spread < 0.2  # point to point (7-14 % measured): the chords' interference varies along each facet
 
 
-def test_patch_uniaxial_compression_by_a_rigid_plane():
-    """Patch test: a block on rollers pressed by a frictionless rigid plane carries a uniform stress
-    E delta / H (P2 reproduces the linear field exactly); the contact pressure is that, point by point,
-    to the penalty's own error delta_penalty = p / k_n."""
+PATCH_YOUNGS_MPA, PATCH_PUSH_MM = 0.2, 0.1
+
+
+def pressed_patch(rollers_in_tie: bool):
+    """A 20 x 20 x 10 mm block on rollers pressed by a frictionless rigid plane, solved; its rollers
+    removed by the tie (``fixed_dofs``) or pinned inside the factorisation's pattern (``pinned_dofs``)."""
     mesh = MeshTet.init_tensor(np.linspace(0, 20, 4), np.linspace(0, 20, 4), np.linspace(0, 10, 3))
-    youngs, poisson, push = 0.2, 0.45, 0.1
+    youngs, poisson, push = PATCH_YOUNGS_MPA, 0.45, PATCH_PUSH_MM
     stiffness, basis = fem.bulk_and_shear(mesh, np.full(mesh.nelements, youngs), np.full(mesh.nelements, poisson))
     node = basis.doflocs.T
     fixed = np.zeros(3 * basis.N, dtype=bool)
@@ -95,7 +97,7 @@ def test_patch_uniaxial_compression_by_a_rigid_plane():
     fixed[3 * corner:3 * corner + 2] = True  # no sliding or spinning in the plane
     edge = np.flatnonzero((node[:, 1] < 1e-9) & (node[:, 2] < 1e-9) & (node[:, 0] > 19.99))[0]
     fixed[3 * edge + 1] = True
-    tie = fem.RigidTie.of(node, np.zeros(basis.N, dtype=bool), np.zeros(3), fixed_dofs=fixed)
+    tie = fem.RigidTie.of(node, np.zeros(basis.N, dtype=bool), np.zeros(3), fixed_dofs=fixed if rollers_in_tie else None)
     boundary = mesh.boundary_facets()
     top = boundary[(mesh.p[2, mesh.facets[:, boundary]] > 10 - 1e-9).all(axis=0)]
     plane = trimesh.Trimesh([[-50, -50, 10 - push], [70, -50, 10 - push], [70, 70, 10 - push], [-50, 70, 10 - push]],
@@ -103,12 +105,32 @@ def test_patch_uniaxial_compression_by_a_rigid_plane():
     law = fem.ContactLaw(normal_mpa_per_mm=1e3 * youngs / 10, tangential_mpa_per_mm=0.0, friction=0.0)
     problem = fem.ContactProblem(stiffness, basis, tie, top, fem.RigidSurface(plane), law)
     step = fem.solve_step(problem, np.zeros((basis.N, 3)), np.zeros(6), fem.ContactState.empty(problem.phi.shape[1:]),
-                          np.zeros(3), np.zeros(3), rigid_free=False, friction=False, rtol=VERIFY_RTOL)
+                          np.zeros(3), np.zeros(3), rigid_free=False, friction=False, rtol=VERIFY_RTOL,
+                          pinned_dofs=None if rollers_in_tie else fixed)
+    return step, law
+
+
+def test_patch_uniaxial_compression_by_a_rigid_plane():
+    """Patch test: a block on rollers pressed by a frictionless rigid plane carries a uniform stress
+    E delta / H (P2 reproduces the linear field exactly); the contact pressure is that, point by point,
+    to the penalty's own error delta_penalty = p / k_n."""
+    step, law = pressed_patch(rollers_in_tie=True)
+    youngs, push = PATCH_YOUNGS_MPA, PATCH_PUSH_MM
     pressure = step.points.pressure_mpa
     penalty_push = push - pressure.mean() / law.normal_mpa_per_mm
     assert step.converged and step.points.active.all()
     assert np.allclose(pressure, youngs * penalty_push / 10, rtol=1e-3)
     assert abs(pressure.mean() / (youngs * push / 10) - 1) < 0.01
+
+
+def test_pinned_unknowns_hold_as_the_ties_fixed_ones():
+    """Unknowns pinned inside the factorisation's pattern (swing's distal pin, donning's bones) hold as
+    those the tie removes: the patch's rollers either way give the same displacements and pressures."""
+    by_tie, _ = pressed_patch(rollers_in_tie=True)
+    pinned, _ = pressed_patch(rollers_in_tie=False)
+    assert by_tie.converged and pinned.converged
+    assert np.allclose(pinned.displacement_mm, by_tie.displacement_mm, atol=1e-9)
+    assert np.allclose(pinned.points.pressure_mpa, by_tie.points.pressure_mpa, rtol=1e-6)
 
 
 def pressed_block(friction: float):

@@ -10,7 +10,8 @@ import trimesh
 
 from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import Limb
-from socketcad.biomech.interface import QUICK_NOTE, InterfaceResult, Materials, analyse_interface, cavity_of
+from socketcad.biomech.fem import NEWTON_RTOL
+from socketcad.biomech.interface import QUICK_NOTE, QUICK_RTOL, InterfaceResult, Materials, analyse_interface, cavity_of
 from socketcad.biomech.loads import interface_cases
 from socketcad.biomech.mesh import DEFAULT_EDGE_MM, QUICK_EDGE_MM, QUICK_ENVELOPE, tissue_mesh
 from socketcad.biomech.tolerance import DEFAULT_TRANSTIBIAL, RegionTolerance
@@ -46,11 +47,14 @@ def analyse_socket(limb: Limb, socket_solid: trimesh.Trimesh, sheet: Fabrication
         raise InputError("interface analysis covers transtibial limbs for now (the tolerance table and bones fit)")
     materials = Materials(liner_youngs_kpa=liner.elastic_modulus_kpa, friction=liner.friction_skin)
     step("meshing the tissue (fTetWild)")
-    tissue = (tissue_mesh(limb, QUICK_EDGE_MM, cache=cache, envelope=QUICK_ENVELOPE) if quick
-              else tissue_mesh(limb, edge_mm, cache=cache))
+    if quick:
+        tissue = tissue_mesh(limb, QUICK_EDGE_MM, cache=cache, envelope=QUICK_ENVELOPE)
+        cases, rtol = ("standing",), QUICK_RTOL
+    else:
+        tissue, cases, rtol = tissue_mesh(limb, edge_mm, cache=cache), None, NEWTON_RTOL
     result = analyse_interface(limb, cavity_of(socket_solid, limb), liner.thickness_mm, sheet.closure.kind,
-                               body_mass_kg, number, materials, tissue=tissue, tolerances=tolerances, step=step,
-                               cases=("standing",) if quick else None)
+                               body_mass_kg, number, materials, tissue=tissue, tolerances=tolerances, cases=cases,
+                               step=step, rtol=rtol)
     said = NOT_CHECKED if force else unchecked
     notes = ((QUICK_NOTE,) if quick else ()) + ((said,) if said else ())
     return replace(result, notes=result.notes + notes, quick=quick)
