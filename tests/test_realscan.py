@@ -3,9 +3,9 @@ both ended in 'the wall folds' / 'wall prisms fold over' on it). The FE wall's r
 smoothed too, and the liner is grown along normals smoothed until no prism folds.
 
 The analysis runs on the tissue mesh kept in tests/data/tissue (the OpenLimbTT mean bones fitted;
-tests/data/make_tissue_mesh.py makes it): fTetWild's meshes differ from run to run. It takes minutes
-a socket on two cores (the contact solve; issue 21): the TSB one runs with the suite, the PTB one
-(slower, its swing pull-off not converged) is marked slow: 'make test-slow'."""
+tests/data/make_tissue_mesh.py makes it): fTetWild's meshes differ from run to run. Every load case
+converges on both sockets (issue 21; before it the PTB swing pull-off did not). About three minutes a
+socket on two shared cores: the TSB one runs with the suite, the PTB one is marked slow: 'make test-slow'."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def tissue(scan, tmp_path_factory):
 
 
 @pytest.mark.parametrize("kind", [pytest.param("ptb", marks=pytest.mark.slow), "tsb"])
-def test_interface_analysis_completes_on_the_scan_with_every_case_converged_or_said(scan, sockets, tissue, kind):
+def test_interface_analysis_converges_on_the_scan_in_every_case(scan, sockets, tissue, kind):
     from socketcad.biomech.interface import Materials, analyse_interface
     from socketcad.design import components
 
@@ -82,4 +82,8 @@ def test_interface_analysis_completes_on_the_scan_with_every_case_converged_or_s
     assert set(cases) == {"donning", "standing", "heel_strike", "stance_rotation", "swing_pull_off"}
     for name, case in cases.items():
         print(kind, name, case["converged"], case["residual_ratio"], case["peak_pressure_kpa"], "kPa")
-        assert isinstance(case["converged"], bool) and case["residual_ratio"] >= 0 and case["newton_iterations"] >= 1
+        assert case["converged"] and 0 <= case["residual_ratio"] < 0.05 and case["newton_iterations"] >= 1, (kind, name)
+    walking = {name: cases[name]["sensel_peak_kpa"] for name in ("heel_strike", "stance_rotation")}
+    # DOMAIN.md's walking range, 50-250 kPa (stance rotation gave 255-372 kPa, and 701 on one mesh, when its
+    # convergence test let it stop 2 iterations in: issue 21)
+    assert all(50.0 <= peak <= 250.0 for peak in walking.values()), f"{kind} walking sensel peaks kPa: {walking}"

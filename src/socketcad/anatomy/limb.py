@@ -95,11 +95,17 @@ class Limb:
         return levels[name.lower()]
 
 
+def surface_bytes(surface: trimesh.Trimesh) -> bytes:
+    """A surface as bytes to hash: vertices to 0.1 um and faces. The rounding keeps a hash the same when
+    numpy or scipy releases change the last bits of a computed frame or fit."""
+    vertices = np.round(np.asarray(surface.vertices, dtype=np.float64), 4) + 0.0  # + 0.0: no negative zeros
+    return vertices.astype("<f8").tobytes() + np.asarray(surface.faces, dtype="<i8").tobytes()
+
+
 def skin_fingerprint(skin: trimesh.Trimesh) -> str:
     """SHA-256 of a skin in its frame (vertices to 0.1 um, faces): the same file read the same way gives
     the same print, so a socket's sheet can say which limb it was built for."""
-    vertices = np.round(np.asarray(skin.vertices, dtype=np.float64), 4) + 0.0  # + 0.0: no negative zeros
-    return hashlib.sha256(vertices.tobytes() + np.asarray(skin.faces, dtype=np.int64).tobytes()).hexdigest()
+    return hashlib.sha256(surface_bytes(skin)).hexdigest()
 
 
 def load_limb(

@@ -30,7 +30,7 @@ import trimesh
 from skfem import MeshTet
 
 from socketcad.anatomy.bone_fit import with_mean_bones
-from socketcad.anatomy.limb import Limb
+from socketcad.anatomy.limb import Limb, surface_bytes
 from socketcad.biomech.elastic import positively_oriented, prism_tetrahedra
 from socketcad.errors import GeometryError, InputError
 from socketcad.geometry import io, solid
@@ -123,14 +123,13 @@ def tissue_mesh(limb: Limb, edge_mm: float = DEFAULT_EDGE_MM, cache: Path | None
 
 
 def tissue_key(limb: Limb, edge_mm: float, envelope: float = ENVELOPE) -> str:
-    """Hash (hex) of what a tissue mesh is made from: skin, bones (their coordinates and faces) and the
+    """Hash (hex) of what a tissue mesh is made from: skin, bones (coordinates to 0.1 um, faces) and the
     meshing settings."""
     digest = hashlib.sha256(json.dumps({
         "version": CACHE_VERSION, "edge_mm": float(edge_mm), "envelope": float(envelope), "top_margin_mm": TOP_MARGIN_MM,
         "cut_band_mm": CUT_BAND_MM, "bones": sorted(limb.bones)}).encode())
     for surface in [limb.skin] + [limb.bones[name] for name in sorted(limb.bones)]:
-        digest.update(np.ascontiguousarray(surface.vertices, dtype="<f8").tobytes())
-        digest.update(np.ascontiguousarray(surface.faces, dtype="<i8").tobytes())
+        digest.update(surface_bytes(surface))
     return digest.hexdigest()[:32]
 
 
