@@ -8,8 +8,12 @@ OUT    ?= out/demo
 
 # CHOLMOD (SuiteSparse) for scikit-sparse's sparse Cholesky, OpenBLAS under it (the reference BLAS
 # is 15 times slower); PostgreSQL, whose server the clinic tests start (a throwaway cluster of their
-# own, tests/postgres.py); Debian's packages, installed when missing.
-SYSTEM_PACKAGES := libsuitesparse-dev libopenblas0-pthread postgresql
+# own, tests/postgres.py); EGL and Mesa's software rasteriser, on which VTK renders the report's
+# pictures with no screen and no GPU; pango and a font for WeasyPrint's PDF. Debian's packages,
+# installed when missing. The tests also open the reports in Debian's chromium (TEST_PACKAGES).
+SYSTEM_PACKAGES := libsuitesparse-dev libopenblas0-pthread postgresql libegl1 libegl-mesa0 libgl1-mesa-dri \
+	libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+TEST_PACKAGES := chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-slow bench fuzz clean
@@ -23,6 +27,11 @@ $(VENV)/.system: | $(BIN)/python
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }
 	touch $@
 
+$(VENV)/.test-system: | $(BIN)/python
+	dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES); }
+	touch $@
+
 $(VENV)/.installed: pyproject.toml $(VENV)/.system | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
@@ -33,11 +42,11 @@ demo: $(VENV)/.installed
 # Two workers, one test file each at a time (module fixtures are built once): the suite is half
 # single-threaded work (CLI processes, meshing), so two processes on two cores finish sooner. Files
 # go out in collection order, slowest first (tests/conftest.py), not xdist's most-tests-first.
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(VENV)/.test-system
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
 # The tests marked slow (minutes each: the interface analysis of the bone-less scan's sockets).
-test-slow: $(VENV)/.installed
+test-slow: $(VENV)/.installed $(VENV)/.test-system
 	$(BIN)/python -m pytest -q -m slow --durations=10
 
 bench: $(VENV)/.installed
@@ -46,6 +55,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_socket.py
 	$(BIN)/python benchmarks/bench_interface.py
 	$(BIN)/python benchmarks/bench_followup.py
+	$(BIN)/python benchmarks/bench_report.py
 
 # Ten minutes of mutated inputs (every mesh format, AOP, tape, plan, landmarks, spec, evaluation, case
 # archive) through the CLI on two workers; counts per kind printed, failing inputs kept in out/fuzz.

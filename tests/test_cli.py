@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 
 import jsonschema
@@ -274,12 +275,20 @@ def test_convert_output_in_a_folder_that_is_in_the_way(cli, tmp_path):
 
 
 def test_demo_writes_its_outputs_and_prints_the_folder(cli, tmp_path):
+    cache = Path(os.environ["SOCKETCAD_CACHE"]) / "tissue"  # the kept quick mesh: no minute of meshing
+    cache.mkdir(parents=True)
+    for kept in (Path(__file__).parent / "data" / "tissue").glob("tissue-*.npz"):
+        shutil.copy(kept, cache)
     out_dir = tmp_path / "a rather long folder name so that the printed path exceeds eighty columns"
     result = cli("demo", "--out", out_dir)
     assert result.code == 0, result.stderr
     expected = {"limb.stl", "limb.3mf", "limb.aop", "profile.csv", "measures.json",
-                "socket.stl", "socket.3mf", "socket-inner.aop", "socket-sheet.json"}
+                "socket.stl", "socket.3mf", "socket-inner.aop", "socket-sheet.json", "analysis", "report.html",
+                "report.pdf"}
     assert {p.name for p in out_dir.iterdir()} == expected
+    assert {p.name for p in (out_dir / "analysis").iterdir()} == {"interface-maps.npz", "interface-summary.json"}
+    assert f"report: {(out_dir / 'report.html').resolve()}" in result.stdout
+    assert not list(cache.glob("*.tmp")) and len(list(cache.iterdir())) == 3, "the kept mesh was not used"
     socket = trimesh.load(out_dir / "socket.stl")
     assert socket.is_watertight and socket.volume > 100_000  # mm3
     assert "component choice:" in result.stdout
@@ -314,7 +323,7 @@ def test_written_files_follow_the_umask(cli, tmp_path, umask, mask, mode):
     convert(cli, SCAN, tmp_path / "limb.stl")
     convert(cli, SCAN, tmp_path / "limb.aop")
     assert cli("inspect", SCAN, "--csv", tmp_path / "p.csv").code == 0
-    demo = cli("demo", "--out", tmp_path / "demo", "--json")
+    demo = cli("demo", "--out", tmp_path / "demo", "--no-report", "--json")  # the report: as every output
     assert demo.code == 0, demo.stderr
     jsonschema.validate(json.loads(demo.stdout), result_schemas()["DemoResult"])  # --json follows its schema
     written = [tmp_path / "limb.stl", tmp_path / "limb.aop", tmp_path / "p.csv", *(tmp_path / "demo").iterdir()]

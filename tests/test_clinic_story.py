@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from pathlib import Path
 
 import jsonschema
 import numpy as np
 import pytest
 import trimesh
+from pypdf import PdfReader
 from sqlalchemy.exc import DBAPIError
 
+from browser import open_page
 from conftest import in_process
 from postgres import postgres_server
 from socketcad.anatomy.landmarks import locate_landmarks
@@ -23,6 +27,7 @@ from socketcad.clinic.followup import _volume_below
 from socketcad.clinic.store import Store
 
 LIMB = SAMPLES["openlimb-tt-mean"].path
+KEPT_MESHES = Path(__file__).parent / "data" / "tissue"
 SCHEMAS = result_schemas()  # a right transtibial limb
 SHRINK = 0.04  # circumferential, at the distal end, tapering to none 30 mm below the mid-patellar tendon
 
@@ -52,8 +57,11 @@ def clinic(request, tmp_path_factory):
     """(run the CLI, data folder, database URL or None) for one backend."""
     data = tmp_path_factory.mktemp(f"clinic-{request.param}")
 
+    cache = tmp_path_factory.mktemp(f"cache-{request.param}")
+    shutil.copytree(KEPT_MESHES, cache / "tissue")  # the kept tissue meshes: an analysis without a minute of meshing
+
     def runner(url):
-        env = dict(os.environ, SOCKETCAD_DATA=str(data), SOCKETCAD_USER="prosthetist-b")
+        env = dict(os.environ, SOCKETCAD_DATA=str(data), SOCKETCAD_USER="prosthetist-b", SOCKETCAD_CACHE=str(cache))
         env.pop("SOCKETCAD_DB", None)
         if url:
             env["SOCKETCAD_DB"] = url
@@ -147,6 +155,41 @@ def test_seven_steps_of_one_patient(clinic, tmp_path):
     assert len(copied["audit"]) == len(record["audit"]) + 1
     rebuilt = cli("rebuild", "2")
     assert rebuilt.returncode == 0 and "identical" in rebuilt.stdout, rebuilt.stderr
+
+
+def test_case_report_of_the_story(clinic, tmp_path):
+    """The seven steps' case reported from the store (after test_seven_steps_of_one_patient, on its store)."""
+    run, data, url = clinic
+    if url:
+        pytest.skip("the report reads the store through the same records on either backend: SQLite's run shows it")
+    html = tmp_path / "reports" / "S-1-r2.html"
+    refused = run("case", "report", "S-1", "--revision", "2", "-o", html, check=False)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "revision 2 has no analysis" in refused.stderr
+    assert not html.parent.exists() or not list(html.parent.iterdir())  # nothing half-written
+    analysed = json.loads(run("case", "analyze", "S-1", "2", "--quick", "--body-mass", "80", "--json").stdout)
+    written = json.loads(run("case", "report", "S-1", "--revision", "2", "-o", html, "--json").stdout)
+    jsonschema.validate(written, SCHEMAS["ReportWritten"])
+    page = open_page(html)
+    assert page.errors == [] and page.broken_images == [] and page.images == written["figures"] >= 14
+    for part in ("Evaluation", "walk to work", "Fitting history and revision tree", "revision 2", "Follow-up",
+                 "add socks", "Lab North"):
+        assert part in page.text, part
+    pages = [p.extract_text() for p in PdfReader(html.with_suffix(".pdf")).pages]
+    assert len(pages) == written["pages"] and all("S-1" in text for text in pages)
+    text = "\n".join(pages)
+    assert "PTB" in text and "case S-1" in text.replace("Revision 2 of case S-1", "case S-1")
+    standing = analysed["summary"]["cases"]["standing"]
+    assert f"{standing['peak_pressure_kpa']:.0f}" in text and f"{standing['sensel_peak_kpa']:.0f}" in text
+    # the follow-up's pictures: its change map and the volume trend
+    assert {"followup-", "volume-trend"} <= {name[:9] if name.startswith("followup-") else name
+                                             for name in _figure_names(html)}
+
+
+def _figure_names(html) -> set[str]:
+    import re
+
+    return set(re.findall(r'<figure id="([^"]+)"', html.read_text()))
 
 
 def test_the_database_refuses_to_change_saved_records(clinic):

@@ -290,6 +290,31 @@ def analyze(
     shown(result, as_json, print_interface)
 
 
+@app.command()
+def report(
+    file: str = typer.Argument(..., help="The limb the socket was built for: a mesh file or sample:NAME."),
+    socket_file: Path = typer.Argument(..., help="Socket STL written by 'socketcad build' (its -sheet.json beside it)."),
+    output: Path = typer.Option(..., "--output", "-o", help="The report, .html (self-contained); its PDF is written beside it."),
+    template: Optional[str] = typer.Option(None, "--template", help=f"The template the socket was rectified with: {TYPES}."),
+    plan: Optional[Path] = typer.Option(None, "--plan", help="Or the plan it was rectified with (YAML/JSON)."),
+    analysis: Optional[Path] = typer.Option(None, "--analysis", help="Folder 'socketcad analyze' wrote (pressure and shear maps)."),
+    evaluation: Optional[Path] = typer.Option(None, "--evaluation", help="Evaluation form (YAML/JSON, as 'case evaluate' takes)."),
+    reference: str = typer.Option("", "--reference", help="The patient's reference shown on every page (no names) [the socket file's name]."),
+    no_pdf: bool = typer.Option(False, "--no-pdf", help="Write the HTML page only."),
+    as_json: bool = JsonOption,
+    units: Optional[str] = UnitsOption, side: Optional[str] = SideOption,
+    anterior: Optional[str] = AnteriorOption, level: Optional[str] = LevelOption,
+    force: bool = typer.Option(False, "--force", help="Go on with a shape outside the human range, or a socket whose sheet names another limb."),
+) -> None:
+    """Report a design: evaluation, capture, rectification map, socket sheet and pictures, wall, pressure and shear."""
+    request = ops.DesignReportRequest(source=file, socket=socket_file, output=output, template=template, plan=plan,
+                                analysis=analysis, evaluation=evaluation, reference=reference, pdf=not no_pdf,
+                                capture=capture(units, side=side, anterior=anterior, level=level, force=force))
+    with steps("report") as step:
+        result = ops.report_design(request, step)
+    shown(result, as_json, print_report)
+
+
 # ---- clinic --------------------------------------------------------------------------------------------------
 
 
@@ -320,6 +345,22 @@ def case_show(
 ) -> None:
     """A case's scans, design revisions (a tree: each names its parent) and audit trail."""
     shown(ops.case_history(store(data, url), reference), as_json, print_history)
+
+
+@case_app.command("report")
+def case_report(
+    reference: str = typer.Argument(..., help="The case's reference."),
+    output: Path = typer.Option(..., "--output", "-o", help="The report, .html (self-contained); its PDF is written beside it."),
+    revision: Optional[int] = typer.Option(None, "--revision", help="The revision reported (it needs an analysis: 'case analyze') [the newest]."),
+    no_pdf: bool = typer.Option(False, "--no-pdf", help="Write the HTML page only."),
+    as_json: bool = JsonOption,
+    data: Optional[Path] = DataOption, url: Optional[str] = DatabaseOption,
+) -> None:
+    """Report a case revision: evaluation, design, pressure and shear, fitting history, revision tree, follow-ups."""
+    request = ops.CaseReportRequest(reference=reference, revision=revision, output=output, pdf=not no_pdf)
+    with steps(f"report of {reference}") as step:
+        result = ops.report_case(store(data, url), request, step)
+    shown(result, as_json, print_report)
 
 
 @scan_app.command("add")
@@ -508,15 +549,47 @@ def case_import(
     shown(case, as_json, lambda c: say(f"case {c.reference}: imported from {c.archive}"))
 
 
+@case_app.command("analyze")
+def case_analyze(
+    reference: str = typer.Argument(..., help="The case's reference."),
+    revision_id: int = typer.Argument(..., help="The revision whose socket is analysed (see 'socketcad case show')."),
+    quick: bool = typer.Option(False, "--quick", help="Preview: donning and standing on a coarse mesh, in seconds (its measured error is printed); check tolerances with the full analysis."),
+    body_mass_kg: Optional[float] = typer.Option(None, "--body-mass", "--body-mass-kg", help="Body mass, kg (load cases); the evaluation does not record it."),
+    k_level: Optional[str] = typer.Option(None, "--k-level", help="Mobility grade K0-K4, as K3 or 3 [the newest evaluation's]."),
+    as_json: bool = JsonOption, data: Optional[Path] = DataOption, url: Optional[str] = DatabaseOption,
+) -> None:
+    """Predict a revision's interface pressure and shear on its limb and keep the result with the revision."""
+    request = ops.AnalyseRevisionRequest(reference=reference, revision=revision_id, body_mass_kg=body_mass_kg,
+                                         k_level=k_level, quick=quick, mesh_cache=settings().tissue_cache)
+    with steps("interface mechanics") as step:
+        result = ops.analyse_revision(store(data, url), request, settings().actor, step)
+    shown(result, as_json, print_revision_analysis)
+
+
+def print_revision_analysis(result) -> None:
+    say(f"analysis {result.id} of case {result.reference} revision {result.revision}: "
+        f"{'quick preview' if result.quick else 'full analysis'}, {result.body_mass_kg:g} kg, {result.k_level}")
+    table("Interface peaks by load case (kPa)", ("case", "peak kPa", "sensel peak kPa", "mean kPa", "peak shear kPa"),
+          [(p.case, f"{p.peak_pressure_kpa:g}", f"{p.sensel_peak_kpa:g}", f"{p.mean_pressure_kpa:g}",
+            f"{p.peak_shear_kpa:g}") for p in result.peaks])
+    over = [f"{name}: {r.region}" for name, case in result.summary.cases.items() for r in case.regions or []
+            if r.over_tolerance]
+    say("over tolerance (nodal peak): " + (", ".join(over) or "none"))
+    for note in result.summary.notes:
+        say(flags(note))
+
+
 @app.command()
 def demo(
     out_dir: Path = typer.Option(Path("out/demo"), "--out", help="Folder for the demo outputs."),
     sample: str = typer.Option("sample:openlimb-tt-mean", "--sample", help="Sample limb to run on."),
+    no_report: bool = typer.Option(False, "--no-report", help="Skip the quick interface analysis and the report (HTML, PDF)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Run the main job on a bundled sample limb and write its outputs to a folder."""
+    """Run the main job on a bundled sample limb and write its outputs to a folder, with its report."""
+    request = ops.DemoRequest(out=out_dir, sample=sample, mesh_cache=settings().tissue_cache, report=not no_report)
     with steps("demo") as step:
-        result = ops.demo(ops.DemoRequest(out=out_dir, sample=sample), step)
+        result = ops.demo(request, step)
     shown(result, as_json, print_demo)
 
 
@@ -632,6 +705,13 @@ def print_demo(result) -> None:
     print_sheet(result.sheet)
     folder = Path(result.written[0]).parent.resolve()
     say(f"outputs written to {folder}: " + ", ".join(Path(p).name for p in result.written))
+    if result.report:
+        say(f"report: {Path(result.report).resolve()} (and its PDF beside it); open it in a web browser")
+
+
+def print_report(result) -> None:
+    pdf = f" and {result.pdf} ({result.pages} pages)" if result.pdf else ""
+    say(f"report written to {result.html}{pdf}: {result.figures} pictures, {result.seconds:.1f} s")
 
 
 def print_inspection(result) -> None:
@@ -791,6 +871,10 @@ def print_history(record) -> None:
             f"{', '.join(k for k, done in d.checklist.items() if done) or 'nothing yet'}")
     for f in record.followups:
         say(f"  follow-up {f.id}: scan {f.scan}, volume {f.volume_change_pct:+.2f} %, advice: {f.advice}")
+    for a in record.analyses:
+        say(f"  analysis {a.id} of revision {a.revision}: {'quick preview' if a.quick else 'full'}, "
+            f"{a.body_mass_kg:g} kg {a.k_level}, " + ", ".join(f"{p.case} peak {p.peak_pressure_kpa:g} kPa (sensel "
+            f"{p.sensel_peak_kpa:g} kPa)" for p in a.peaks) + f" by {a.by} {a.created_at}")
     for event in record.audit:
         say(f"  {event.at} {event.actor}: {event.action}")
 

@@ -247,17 +247,23 @@ class InterfaceResult:
             notes=list(self.notes), validated=list(VALIDATED), estimates=list(ESTIMATES),
         )
 
+    def maps(self) -> InterfaceMaps:
+        """The per skin vertex maps: region labels, and per case pressure, shear and sensel pressure."""
+        return InterfaceMaps(region_label=self.regions.label,
+                             pressure_kpa={name: case.pressure_kpa for name, case in self.cases.items()},
+                             shear_kpa={name: case.shear_kpa for name, case in self.cases.items()},
+                             sensel_pressure_kpa={name: self.sensel_pressure_kpa(name) for name in self.cases})
+
     def save(self, directory: Path) -> dict[str, Path]:
         """Per-vertex maps (npz: <case>_pressure_kpa, <case>_shear_kpa, <case>_sensel_pressure_kpa,
         region_label) and the summary
         (json), each written atomically."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        arrays = {"region_label": self.regions.label}
-        for name, case in self.cases.items():
-            arrays[f"{name}_pressure_kpa"] = case.pressure_kpa
-            arrays[f"{name}_shear_kpa"] = case.shear_kpa
-            arrays[f"{name}_sensel_pressure_kpa"] = self.sensel_pressure_kpa(name)
+        maps = self.maps()
+        arrays = {"region_label": maps.region_label}
+        for kind in MAP_KINDS:
+            arrays.update({f"{name}_{kind}": values for name, values in getattr(maps, kind).items()})
         paths = {"maps": directory / "interface-maps.npz", "summary": directory / "interface-summary.json"}
 
         def write_npz(tmp: Path) -> None:
@@ -268,6 +274,58 @@ class InterfaceResult:
             io.write_atomic(paths["maps"], write_npz)
             io.write_atomic(paths["summary"], lambda tmp: tmp.write_text(self.summary().model_dump_json(indent=2)))
         return paths
+
+
+@dataclass(frozen=True, eq=False)
+class InterfaceMaps:
+    """The per skin vertex maps an analysis saved (InterfaceResult.save): region label (n,) (index into the
+    summary's regions of each case, -1 elsewhere) and, per case, pressure, shear and sensel pressure (n,) kPa."""
+
+    region_label: np.ndarray
+    pressure_kpa: dict[str, np.ndarray]
+    shear_kpa: dict[str, np.ndarray]
+    sensel_pressure_kpa: dict[str, np.ndarray]
+
+    @property
+    def vertices(self) -> int:
+        return len(self.region_label)
+
+
+MAP_KINDS = ("pressure_kpa", "shear_kpa", "sensel_pressure_kpa")
+
+
+def read_analysis(directory: Path) -> tuple[InterfaceSummary, InterfaceMaps]:
+    """The summary and maps an analysis wrote to ``directory``; InputError naming the file if either is
+    missing or not what an analysis writes."""
+    directory = Path(directory)
+    summary_path, maps_path = directory / "interface-summary.json", directory / "interface-maps.npz"
+    for path in (summary_path, maps_path):
+        if not path.is_file():
+            raise InputError(f"{path}: not found; give the folder `socketcad analyze` wrote its results to")
+    try:
+        summary = InterfaceSummary.model_validate_json(summary_path.read_bytes())
+    except ValueError as exc:
+        raise InputError(f"{summary_path}: not an interface summary ({str(exc).splitlines()[0]})") from None
+    return summary, read_maps(maps_path, summary)
+
+
+def read_maps(path: Path, summary: InterfaceSummary) -> InterfaceMaps:
+    """The maps in an npz file (``path``: named in errors) for the cases of ``summary``."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: np.asarray(data[name]) for name in data.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: not an interface maps file ({exc})") from None
+    wanted = ["region_label"] + [f"{case}_{kind}" for case in summary.cases for kind in MAP_KINDS]
+    missing = [name for name in wanted if name not in arrays]
+    if missing:
+        raise InputError(f"{path}: lacks the maps {', '.join(missing)}; is it from the same analysis as its summary?")
+    count = len(arrays["region_label"])
+    if any(arrays[name].shape != (count,) for name in wanted):
+        raise InputError(f"{path}: its maps are not all one value per skin vertex")
+    return InterfaceMaps(region_label=arrays["region_label"].astype(int),
+                         **{kind: {case: arrays[f"{case}_{kind}"].astype(float) for case in summary.cases}
+                            for kind in MAP_KINDS})
 
 
 def _rounded(value: float | None, digits: int) -> float | None:

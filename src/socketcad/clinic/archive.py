@@ -19,22 +19,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, select
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, select
 from sqlalchemy.exc import IntegrityError
 
 from socketcad import __version__
+from socketcad.biomech.analysis import check_analysis_inputs
+from socketcad.biomech.interface import InterfaceSummary
 from socketcad.clinic.cases import METHODS, audit, check_case, check_length, find_case, utc
 from socketcad.clinic.files import HASH_LENGTH
 from socketcad.clinic.fitting import Adjustment, check_feedback, parse_adjustment
 from socketcad.clinic.followup import ADVICE
-from socketcad.clinic.models import (AuditEvent, Case, Delivery, Evaluation, Fabrication, Fitting, FollowUp, Revision,
-                                     Scan)
+from socketcad.clinic.models import (Analysis, AuditEvent, Case, Delivery, Evaluation, Fabrication, Fitting, FollowUp,
+                                     Revision, Scan)
 from socketcad.clinic.records import CHECKLIST, STAGES, evaluation_form
 from socketcad.clinic.store import Store
 from socketcad.design.components import load_catalogue
 from socketcad.design.plan import plan_from_dict
 from socketcad.design.socket import spec_from_dict
-from socketcad.errors import InputError, printable
+from socketcad.errors import InputError, printable, validated
 from socketcad.geometry import io
 from socketcad.geometry.units import UNITS
 
@@ -42,13 +44,15 @@ FORMAT = "socketcad-case"
 VERSION = 1
 # Record kinds in the order they are inserted (each refers only to kinds before it, or to itself).
 KINDS = {"scans": Scan, "revisions": Revision, "evaluations": Evaluation, "fabrications": Fabrication,
-         "fittings": Fitting, "deliveries": Delivery, "followups": FollowUp}
+         "fittings": Fitting, "deliveries": Delivery, "followups": FollowUp, "analyses": Analysis}
 # Columns that name another record: column -> the kind it names.
 REFERENCES = {"scan_id": "scans", "baseline_scan_id": "scans", "revision_id": "revisions", "parent_id": "revisions",
               "child_revision_id": "revisions"}
-FILE_COLUMNS = ("file_hash", "socket_hash", "sheet_hash")
+FILE_COLUMNS = ("file_hash", "socket_hash", "sheet_hash", "maps_hash")
 # Nullable columns added after version 1 archives were first written: absent in an archive means null.
 LATER_COLUMNS = {"scans": ("anterior",)}
+# Kinds added after version 1 archives were first written: absent in an archive means none.
+LATER_KINDS = ("analyses",)
 # Limits of an archive, far above a real case (a manifest of a few hundred KB, a few scans and sockets of at
 # most a few hundred MB): a member is at most as large as the largest mesh file socketcad reads.
 MAX_MEMBER_BYTES = io.MESH_FILE_MAX_BYTES  # 1 GiB
@@ -273,7 +277,7 @@ def _check_records(path: Path, manifest: dict, digests: list[str]) -> _Checked:
     records: dict[str, list[dict]] = {}
     for kind, model in KINDS.items():
         columns = {c.name for c in model.__table__.columns} - {"case_id"}
-        rows = manifest.get(kind)
+        rows = manifest.get(kind, [] if kind in LATER_KINDS else None)
         if not isinstance(rows, list):
             raise InputError(f"{path}: the manifest has no list of {kind}")
         records[kind] = []
@@ -337,6 +341,9 @@ def _columns(path: Path, where: str, model: type, row: dict) -> dict[str, Any]:
                 raise InputError(f"{path}: {source} is missing (null)")
         elif isinstance(kind, DateTime):
             value = _when(path, source, value)
+        elif isinstance(kind, Boolean):
+            if type(value) is not bool:
+                raise InputError(f"{path}: {source} is {_shown(value)}, not true or false")
         elif isinstance(kind, Integer):
             if type(value) is not int or not -2**63 <= value < 2**63:
                 raise InputError(f"{path}: {source} is {_shown(value)}, not an integer")
@@ -451,9 +458,19 @@ def _followup(row: dict, level: str) -> None:
         raise InputError("result is not a mapping")
 
 
+def _analysis(row: dict, level: str) -> None:
+    summary = validated(InterfaceSummary, row["summary"], "summary", "an interface summary is a mapping")
+    if summary.quick != row["quick"]:
+        raise InputError(f"quick is {row['quick']} and its summary's {summary.quick}")
+    number = check_analysis_inputs(row["body_mass_kg"], row["k_level"])
+    if row["k_level"] != f"K{number}":
+        raise InputError(f"k_level {_shown(row['k_level'])} is not a K-level as the store writes it (K0-K4)")
+    row["summary"] = summary.model_dump(mode="json")
+
+
 RULES: dict[str, Callable[[dict, str], None]] = {
     "scans": _scan, "revisions": _revision, "evaluations": _evaluation, "fabrications": _fabrication,
-    "fittings": _fitting, "deliveries": _delivery, "followups": _followup}
+    "fittings": _fitting, "deliveries": _delivery, "followups": _followup, "analyses": _analysis}
 
 
 def _row(record) -> dict:

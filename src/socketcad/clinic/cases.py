@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 from socketcad.anatomy.landmarks import locate_landmarks
 from socketcad.anatomy.limb import CaptureOptions, Limb, load_limb
 from socketcad.anatomy.samples import sample_path
+from socketcad.biomech.interface import InterfaceSummary
 from socketcad.clinic.files import sha256
-from socketcad.clinic.models import AuditEvent, Case, Revision, Scan
+from socketcad.clinic.models import Analysis, AuditEvent, Case, Revision, Scan
 from socketcad.clinic.store import Store
 from socketcad.design.plan import RectificationPlan, plan_from_dict
 from socketcad.design.fabrication import FabricationSheet, fabrication_sheet
@@ -246,6 +247,36 @@ class FollowUpRow(BaseModel):
     created_at: str
 
 
+class PeakRow(BaseModel):
+    """One load case of an analysis (kPa): the nodal peak (what the tolerance flags use), the sensel peak (the
+    figure to compare with measured pressures), the mean over the skin in contact, the peak shear."""
+
+    case: str
+    peak_pressure_kpa: float
+    sensel_peak_kpa: float
+    mean_pressure_kpa: float
+    peak_shear_kpa: float
+
+
+def peaks_of(summary: InterfaceSummary) -> list[PeakRow]:
+    """The peaks of each load case of an analysis, in the order they ran."""
+    return [PeakRow(case=name, peak_pressure_kpa=case.peak_pressure_kpa, sensel_peak_kpa=case.sensel_peak_kpa,
+                    mean_pressure_kpa=case.mean_pressure_kpa, peak_shear_kpa=case.peak_shear_kpa)
+            for name, case in summary.cases.items()]
+
+
+class AnalysisRow(BaseModel):
+    id: int
+    revision: int
+    quick: bool  # the preview: donning and standing on a coarse mesh
+    body_mass_kg: float
+    k_level: str
+    peaks: list[PeakRow]
+    maps_hash: str
+    by: str
+    created_at: str
+
+
 class AuditRow(BaseModel):
     at: str
     actor: str
@@ -254,7 +285,8 @@ class AuditRow(BaseModel):
 
 
 class CaseHistory(BaseModel):
-    """A case's scans, revisions (each names its parent: a tree), clinical records and audit trail (UTC times)."""
+    """A case's scans, revisions (each names its parent: a tree), clinical records, interface analyses and audit
+    trail (UTC times)."""
 
     reference: str
     level: str
@@ -267,11 +299,12 @@ class CaseHistory(BaseModel):
     fittings: list[FittingRow]
     deliveries: list[DeliveryRow]
     followups: list[FollowUpRow]
+    analyses: list[AnalysisRow]  # interface analyses of the revisions, oldest first
     audit: list[AuditRow]
 
 
 def history(store: Store, reference: str) -> CaseHistory:
-    """The case's scans, revisions (with parents), clinical records and audit trail."""
+    """The case's scans, revisions (with parents), clinical records, analyses and audit trail."""
     with store.transaction() as db:
         case = find_case(db, reference)
         events = db.scalars(select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.id))
@@ -295,6 +328,10 @@ def history(store: Store, reference: str) -> CaseHistory:
             followups=[FollowUpRow(id=f.id, scan=f.scan_id, baseline_scan=f.baseline_scan_id, socks_ply=f.socks_ply,
                                    volume_change_pct=f.volume_change_pct, advice=f.advice, by=f.created_by,
                                    created_at=utc(f.created_at)) for f in case.followups],
+            analyses=[AnalysisRow(id=a.id, revision=a.revision_id, quick=a.quick, body_mass_kg=a.body_mass_kg,
+                                  k_level=a.k_level, peaks=peaks_of(InterfaceSummary.model_validate(a.summary)),
+                                  maps_hash=a.maps_hash, by=a.created_by, created_at=utc(a.created_at))
+                      for a in case.analyses],
             audit=[AuditRow(at=utc(e.at), actor=e.actor, action=e.action, detail=e.detail) for e in events],
         )
 
@@ -307,6 +344,7 @@ def check_store(store: Store) -> list[str]:
         named = [("scan", s.id, s.file_hash) for s in db.scalars(select(Scan))]
         for r in db.scalars(select(Revision)):
             named += [("revision", r.id, r.socket_hash), ("revision", r.id, r.sheet_hash)]
+        named += [("analysis", a.id, a.maps_hash) for a in db.scalars(select(Analysis))]
     for kind, number, digest in named:
         try:
             store.files.get(digest)

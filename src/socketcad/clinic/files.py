@@ -54,17 +54,22 @@ class FileStore:
 
     def get(self, digest: str) -> bytes:
         """The content of ``digest``, checked against its hash."""
-        path = self.path(digest)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"file {digest[:12]} is missing from the file store {self.root}") from None
-        if sha256(data) != digest:
-            raise InputError(f"file {digest[:12]} in the file store {self.root} is damaged (its content changed)")
-        return data
+        return read_kept(self.path(digest), digest)
 
     def has(self, digest: str) -> bool:
         return self.path(digest).exists()
+
+
+def read_kept(path: Path, digest: str) -> bytes:
+    """The content of the kept file at ``path`` (a FileStore's path of ``digest``), checked against its hash."""
+    root = path.parent.parent
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"file {digest[:12]} is missing from the file store {root}") from None
+    if sha256(data) != digest:
+        raise InputError(f"file {digest[:12]} in the file store {root} is damaged (its content changed)")
+    return data
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -4,7 +4,7 @@ A case is one patient's limb: its evaluations, scans, the design revisions made 
 happened to each socket (fabrication, fittings, delivery) and to the limb (follow-ups). A revision is
 immutable once saved (scan, plan, spec, parent): a change makes a child revision, so the revisions of a
 case form a tree. Clinical records are facts at a time: they are never changed, a correction is a new
-record (the database refuses updates). The audit trail is append-only. Files (scans, sockets) live in
+record (the database refuses updates). The audit trail is append-only. Files (scans, sockets, analysis maps) live in
 the file store under their SHA-256; the records hold the hashes.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, event
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -40,6 +40,7 @@ class Case(Base):
     fittings: Mapped[list[Fitting]] = relationship(order_by="Fitting.id")
     deliveries: Mapped[list[Delivery]] = relationship(order_by="Delivery.id")
     followups: Mapped[list[FollowUp]] = relationship(order_by="FollowUp.id")
+    analyses: Mapped[list[Analysis]] = relationship(order_by="Analysis.id")
 
 
 class Scan(Base):
@@ -140,6 +141,21 @@ class FollowUp(_Record, Base):
     result: Mapped[dict] = mapped_column(JSON)  # the full comparison (socketcad.clinic.followup)
 
 
+class Analysis(_Record, Base):
+    """The interface analysis of a revision's socket on its limb (socketcad.biomech.analysis): the load cases'
+    body mass (kg) and K-level, whether it was the quick preview, its summary (biomech.interface.InterfaceSummary
+    as JSON: kPa, mm, N) and its per skin vertex maps (interface-maps.npz, in the file store by hash). Analysing
+    again adds a newer record."""
+
+    __tablename__ = "analyses"
+    revision_id: Mapped[int] = mapped_column(ForeignKey("revisions.id"))
+    quick: Mapped[bool] = mapped_column(Boolean)
+    body_mass_kg: Mapped[float] = mapped_column(Float)
+    k_level: Mapped[str] = mapped_column(String(2))  # K0-K4
+    summary: Mapped[dict] = mapped_column(JSON)
+    maps_hash: Mapped[str] = mapped_column(String(64))
+
+
 class AuditEvent(Base):
     """Who did what, when: one row per change, never updated or deleted (the database refuses too)."""
 
@@ -158,6 +174,7 @@ class AuditEvent(Base):
 @event.listens_for(Fitting, "before_update")
 @event.listens_for(Delivery, "before_update")
 @event.listens_for(FollowUp, "before_update")
+@event.listens_for(Analysis, "before_update")
 @event.listens_for(AuditEvent, "before_update")
 def _immutable(mapper, connection, target) -> None:
     raise ValueError(f"{type(target).__name__} {target.id} is immutable once saved")

@@ -73,8 +73,13 @@ class SheetAdapter(BaseModel):
 
 
 class SheetOpening(BaseModel):
+    """A drilled or cut opening: its axis from ``start_mm`` along the unit ``direction`` (limb frame; sheets
+    from before they were recorded lack them)."""
+
     name: str
     diameter_mm: float
+    start_mm: list[float] | None = None
+    direction: list[float] | None = None
 
 
 class SheetTrimPoint(BaseModel):
@@ -187,7 +192,9 @@ def fabrication_sheet(socket: Socket, strength: WallStrength | None = None) -> F
         adapter=SheetAdapter(id=socket.adapter.id, name=socket.adapter.name,
                              bolt_holes_mm=[(round(float(x), 2), round(float(y), 2)) for x, y, _ in socket.bolt_centres_mm],
                              bolt_hole_diameter_mm=socket.adapter.bolt_hole_diameter_mm),
-        openings=[SheetOpening(name=o.name, diameter_mm=round(2 * o.radius_mm, 1)) for o in socket.openings],
+        openings=[SheetOpening(name=o.name, diameter_mm=round(2 * o.radius_mm, 1),
+                               start_mm=[round(float(v), 2) for v in o.start_mm],
+                               direction=[round(float(v), 4) for v in o.direction]) for o in socket.openings],
         trimline=[SheetTrimPoint(name=p.name, angle_deg=p.angle_deg, landmark=p.landmark, offset_mm=p.offset_mm)
                   for p in socket.trimline.points],
         size_mm=[round(float(v), 1) for v in high - low],

@@ -17,15 +17,18 @@ from socketcad.operations._analysis import AnalyseRequest, Analysis, analyse
 from socketcad.operations._capture import (ConvertRequest, Converted, InspectRequest, Inspection, LandmarkRow, Landmarks,
                                           LandmarksRequest, SampleInfo, SampleList, SectionRow, TapeLimb, TapeRequest, catalogue,
                                           convert, inspect, landmarks, samples, tape)
-from socketcad.operations._clinic import (AddScanRequest, CaseExported, CaseImported, CaseList, CaseOpened,
-                                         DeliverRequest, DeliverySaved, DesignRequest, DiffRequest, EvaluateRequest,
-                                         EvaluationSaved, FabricateRequest, FabricationSaved, FitRequest, FittingSaved,
-                                         FollowUpRequest, FollowUpSaved, NewCaseRequest, Rebuilt, RevisionDiff,
-                                         RevisionSaved, ScanKept, add_scan, case_history, cases, deliver, diff,
-                                         evaluate, export_case, fabricate, fit, follow_up, import_case, new_case,
-                                         open_store, rebuild, save_design)
+from socketcad.operations._clinic import (AddScanRequest, AnalyseRevisionRequest, CaseExported, CaseImported, CaseList,
+                                         CaseOpened, DeliverRequest, DeliverySaved, DesignRequest, DiffRequest,
+                                         EvaluateRequest, EvaluationSaved, FabricateRequest, FabricationSaved, FitRequest,
+                                         FittingSaved, FollowUpRequest, FollowUpSaved, NewCaseRequest, Rebuilt,
+                                         RevisionAnalysed, RevisionDiff, RevisionSaved, ScanKept, StoredAnalysis,
+                                         add_scan, analyse_revision, case_history, cases, deliver, diff, evaluate,
+                                         export_case, fabricate, fit, follow_up, import_case, new_case, open_store,
+                                         rebuild, save_design, stored_analysis)
 from socketcad.operations._design import (BuildRequest, DemoRequest, DemoResult, ModificationRow, RectifyRequest,
                                          Rectified, SocketBuilt, SpecFields, build, demo, rectify, wall_strength)
+from socketcad.operations._report import (CaseReportRequest, DesignReportRequest, ReportWritten, report_case,
+                                         report_design)
 
 __all__ = [
     "Capture", "LimbInfo", "Progress", "Request", "Result", "Source", "Upload", "result_schemas", "silent",
@@ -35,11 +38,13 @@ __all__ = [
     "BuildRequest", "DemoRequest", "DemoResult", "ModificationRow", "RectifyRequest", "Rectified", "SocketBuilt",
     "SpecFields", "build", "demo", "rectify", "wall_strength",
     "AnalyseRequest", "Analysis", "analyse",
-    "AddScanRequest", "CaseExported", "CaseImported", "CaseList", "CaseOpened", "DeliverRequest", "DeliverySaved",
-    "DesignRequest", "DiffRequest", "EvaluateRequest", "EvaluationSaved", "FabricateRequest", "FabricationSaved",
-    "FitRequest", "FittingSaved", "FollowUpRequest", "FollowUpSaved", "NewCaseRequest", "Rebuilt", "RevisionDiff",
-    "RevisionSaved", "ScanKept", "add_scan", "case_history", "cases", "deliver", "diff", "evaluate",
-    "export_case", "fabricate", "fit", "follow_up", "import_case", "new_case", "open_store", "rebuild", "save_design",
+    "CaseReportRequest", "DesignReportRequest", "ReportWritten", "report_case", "report_design",
+    "AddScanRequest", "AnalyseRevisionRequest", "CaseExported", "CaseImported", "CaseList", "CaseOpened",
+    "DeliverRequest", "DeliverySaved", "DesignRequest", "DiffRequest", "EvaluateRequest", "EvaluationSaved",
+    "FabricateRequest", "FabricationSaved", "FitRequest", "FittingSaved", "FollowUpRequest", "FollowUpSaved",
+    "NewCaseRequest", "Rebuilt", "RevisionAnalysed", "RevisionDiff", "RevisionSaved", "ScanKept", "StoredAnalysis",
+    "add_scan", "analyse_revision", "case_history", "cases", "deliver", "diff", "evaluate", "export_case", "fabricate",
+    "fit", "follow_up", "import_case", "new_case", "open_store", "rebuild", "save_design", "stored_analysis",
 ]  # the one list of public names: socketcad re-exports it
 
 
@@ -51,6 +56,6 @@ def result_schemas() -> dict[str, dict]:
 
     models = (Analysis, CaseExported, CaseHistory, CaseImported, CaseList, CaseOpened, Catalogue, Converted,
               DeliverySaved, DemoResult, EvaluationSaved, FabricationSaved, FittingSaved, FollowUpSaved, Inspection,
-              Landmarks, Rebuilt, Rectified, RevisionDiff, RevisionSaved, SampleList, ScanKept, SocketBuilt, TapeLimb,
-              WallStrength)
+              Landmarks, Rebuilt, Rectified, ReportWritten, RevisionAnalysed, RevisionDiff, RevisionSaved, SampleList, ScanKept,
+              SocketBuilt, TapeLimb, WallStrength)
     return {model.__name__: model.model_json_schema() for model in models}

@@ -1,15 +1,17 @@
 """The clinic's records over time (steps 1-7): cases, evaluations, scans, design revisions, fabrication,
-fittings, delivery, follow-ups, diffs, archives. Every write takes the store and the acting user explicitly
-and is audited under that user's name."""
+fittings, delivery, follow-ups, interface analyses, diffs, archives. Every write takes the store and the acting
+user explicitly and is audited under that user's name."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from pydantic import Field, model_validator
 
-from socketcad.clinic.cases import CaseHistory, CaseRow, history, list_cases
+from socketcad.biomech.interface import InterfaceSummary
+from socketcad.clinic.analyses import StoredAnalysis
+from socketcad.clinic.cases import CaseHistory, CaseRow, PeakRow, history, list_cases
 from socketcad.clinic.diff import RevisionChanges
 from socketcad.clinic.followup import FollowUpComparison
 from socketcad.clinic.store import Store
@@ -20,11 +22,12 @@ from socketcad.operations._design import PlanInput, SpecFields, plan_of
 from socketcad.settings import Settings
 
 __all__ = [
-    "AddScanRequest", "CaseExported", "CaseImported", "CaseList", "CaseOpened", "DeliverRequest", "DeliverySaved",
-    "DesignRequest", "DiffRequest", "EvaluateRequest", "EvaluationSaved", "FabricateRequest", "FabricationSaved",
-    "FitRequest", "FittingSaved", "FollowUpRequest", "FollowUpSaved", "NewCaseRequest", "Rebuilt", "RevisionDiff",
-    "RevisionSaved", "ScanKept", "add_scan", "case_history", "cases", "deliver", "diff", "evaluate",
-    "export_case", "fabricate", "fit", "follow_up", "import_case", "new_case", "open_store", "rebuild", "save_design",
+    "AddScanRequest", "AnalyseRevisionRequest", "CaseExported", "CaseImported", "CaseList", "CaseOpened",
+    "DeliverRequest", "DeliverySaved", "DesignRequest", "DiffRequest", "EvaluateRequest", "EvaluationSaved",
+    "FabricateRequest", "FabricationSaved", "FitRequest", "FittingSaved", "FollowUpRequest", "FollowUpSaved",
+    "NewCaseRequest", "Rebuilt", "RevisionAnalysed", "RevisionDiff", "RevisionSaved", "ScanKept", "StoredAnalysis",
+    "add_scan", "analyse_revision", "case_history", "cases", "deliver", "diff", "evaluate", "export_case", "fabricate",
+    "fit", "follow_up", "import_case", "new_case", "open_store", "rebuild", "save_design", "stored_analysis",
 ]
 
 
@@ -178,6 +181,59 @@ def rebuild(store: Store, revision_id: int, output: Path | None = None, progress
     digest = sha256(stl)
     return Rebuilt(revision=revision_id, stored_hash=revision.socket_hash, rebuilt_hash=digest,
                    identical=digest == revision.socket_hash, written=[str(output)] if output else [])
+
+
+class AnalyseRevisionRequest(Request):
+    reference: str
+    revision: int  # revision id (see `case show`), of this case
+    body_mass_kg: Optional[float] = Field(None, allow_inf_nan=False)  # kg, for the load cases; required (no record has it)
+    k_level: Optional[Union[int, str]] = None  # K0-K4 [the newest evaluation's]
+    quick: bool = False  # the preview: donning and standing on a coarse mesh, seconds instead of a minute
+    mesh_cache: Optional[Path] = None  # folder of kept tissue meshes; None: mesh anew
+
+
+class RevisionAnalysed(Result):
+    """An interface analysis kept with a revision: its record, the per load case peaks (kPa) and the summary."""
+
+    id: int
+    reference: str
+    revision: int
+    quick: bool
+    body_mass_kg: float
+    k_level: str
+    maps_hash: str  # the per skin vertex maps (interface-maps.npz) in the file store
+    peaks: list[PeakRow]
+    summary: InterfaceSummary
+
+
+def analyse_revision(store: Store, request: AnalyseRevisionRequest, actor: str,
+                     progress: Progress = silent) -> RevisionAnalysed:
+    """Predict the interface pressure and shear of a revision's socket on its limb, and keep the result with
+    the revision (step 5: before the test socket is made, or to compare revisions)."""
+    from socketcad.clinic.analyses import analyse_revision as analyse
+    from socketcad.clinic.cases import peaks_of
+
+    record = analyse(store, request.reference, request.revision, request.body_mass_kg, request.k_level,
+                     request.quick, request.mesh_cache, progress, actor=actor)
+    summary = InterfaceSummary.model_validate(record.summary)
+    return RevisionAnalysed(id=record.id, reference=request.reference, revision=record.revision_id,
+                            quick=record.quick, body_mass_kg=record.body_mass_kg, k_level=record.k_level,
+                            maps_hash=record.maps_hash, peaks=peaks_of(summary), summary=summary)
+
+
+def stored_analysis(store: Store, reference: str, revision: int) -> StoredAnalysis:
+    """The newest analysis kept with a revision of the case (its summary, and its maps when asked for);
+    InputError if the revision has none."""
+    from socketcad.clinic.analyses import latest_analysis
+    from socketcad.clinic.cases import find_case, revision_of
+
+    with store.transaction() as db:
+        revision_of(db, find_case(db, reference), revision)
+        found = latest_analysis(db, store.files, revision)
+    if found is None:
+        # Library messages name no command (test_messages): the command line and the web say how to analyse.
+        raise InputError(f"case {reference!r} revision {revision} has no analysis: analyse the revision first")
+    return found
 
 
 class FabricateRequest(Request):

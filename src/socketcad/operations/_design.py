@@ -20,6 +20,7 @@ from socketcad.design.socket import SocketSpec
 from socketcad.design.templates import template_plan
 from socketcad.errors import InputError
 from socketcad.geometry import io
+from socketcad.report.document import write_report
 from socketcad.operations._common import (Capture, LimbInfo, Progress, Request, Result, Source, check_output, limb_info,
                                           load, silent)
 from socketcad.operations._capture import Inspection, LandmarkPoints, landmark_overrides, write_profile_csv
@@ -239,6 +240,8 @@ DEMO_TEMPLATE = {"transtibial": "ptb", "transfemoral": "subischial"}
 class DemoRequest(Request):
     out: Path = Path("out/demo")  # folder for the outputs
     sample: str = "sample:openlimb-tt-mean"
+    mesh_cache: Optional[Path] = None  # folder of kept tissue meshes for the quick analysis (None: mesh anew)
+    report: bool = True  # also the quick interface analysis and the design report (HTML and PDF)
 
 
 class DemoResult(Result):
@@ -246,6 +249,7 @@ class DemoResult(Result):
     component_reasons: list[str]
     sheet: FabricationSheet
     written: list[str]
+    report: Optional[str] = None  # the report's HTML page, when written
 
 
 def demo(request: DemoRequest, progress: Progress = silent) -> DemoResult:
@@ -270,15 +274,36 @@ def demo(request: DemoRequest, progress: Progress = silent) -> DemoResult:
     spec = SocketSpec(socket_type=template, liner=proposal.liner.id, closure=proposal.closure.id,
                       adapter=proposal.adapter.id, material="petg", stage="test", k_level=3)
     progress("building the socket")
-    socket = design_socket(limb, spec, template=template).socket
-    sheet = fabrication_sheet(socket)
+    designed = design_socket(limb, spec, template=template)
+    socket, sheet = designed.socket, fabrication_sheet(designed.socket)
     limb_files = [out / f"limb.{fmt}" for fmt in ("stl", "3mf", "aop")]
-    with io.all_or_none():
+    report_document = analysis = None
+    if request.report:
+        analysis, report_document = _demo_report(limb, designed, sheet, request.mesh_cache, progress)
+    with io.all_or_none():  # every output, or none
         for path in limb_files:
             write_limb(limb, path, path.suffix[1:])
         write_profile_csv(measures, out / "profile.csv")
         io.write_atomic(out / "measures.json", lambda tmp: tmp.write_text(inspection.model_dump_json(indent=2)))
         paths = write_socket_outputs(socket, out / "socket.stl", sheet)
-    written = [*limb_files, out / "profile.csv", out / "measures.json", *paths.values()]
+        written = [*limb_files, out / "profile.csv", out / "measures.json", *paths.values()]
+        if report_document is not None:
+            written += analysis.save(out / "analysis").values()
+            report = write_report(report_document, out / "report.html", out / "report.pdf")
+            written += [report.html, report.pdf]
     return DemoResult(inspection=inspection, component_reasons=list(proposal.reasons), sheet=sheet,
-                      written=[str(path) for path in written])
+                      written=[str(path) for path in written],
+                      report=str(out / "report.html") if report_document is not None else None)
+
+
+def _demo_report(limb, designed: Designed, sheet: FabricationSheet, mesh_cache: Path | None, progress: Progress):
+    """The demo socket's quick interface analysis and its design report (not yet written)."""
+    from socketcad.biomech.analysis import analyse_socket
+    from socketcad.report.reports import Design, design_report
+
+    progress("quick interface analysis")
+    analysis = analyse_socket(limb, designed.socket.solid, sheet, 80.0, 3, cache=mesh_cache, step=progress, quick=True)
+    progress("drawing the report")
+    design = Design(limb, designed.rectification, rectified(designed.rectification, []), designed.socket.solid, sheet,
+                    (analysis.summary(), analysis.maps()))
+    return analysis, design_report(design, "DEMO-001")
