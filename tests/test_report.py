@@ -101,3 +101,16 @@ def test_bad_input_gives_one_line_and_no_report(cli, demo, tmp_path, problem):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert _no_report(target)
+
+
+def test_a_reference_with_markup_is_shown_as_text():
+    from io import BytesIO
+
+    from socketcad.report.document import Report, Section, html_text, pdf_bytes
+
+    reference = 'A"B</style><script>x</script>'
+    html = html_text(Report("Socket design report", reference, "", (Section("Part", ("text",)),)))
+    assert "<script>" not in html and "&lt;/style&gt;&lt;script&gt;" in html
+    pdf, pages = pdf_bytes(html)
+    [page] = PdfReader(BytesIO(pdf)).pages
+    assert pages == 1 and f"Socket design report - {reference}" in page.extract_text()  # the running header
