@@ -29,7 +29,7 @@ from socketcad.design.plan import plan_from_dict
 from socketcad.errors import InputError
 from socketcad.geometry import io
 
-__all__ = ["StoredAnalysis", "analyse_revision", "analysis_inputs", "latest_analysis"]
+__all__ = ["StoredAnalysis", "analyse_revision", "analysis_inputs", "latest_analysis", "stored_socket"]
 
 
 class StoredAnalysis(BaseModel):
@@ -87,7 +87,7 @@ def analyse_revision(store: Store, reference: str, revision_id: int, body_mass_k
         level, side = case.level, case.side
     progress("reading the limb")
     limb = prepared_limb(read_limb(*scan, level=level, side=side), plan)  # as the revision was designed
-    solid, sheet = _socket(socket_stl, sheet_json)
+    solid, sheet = stored_socket(socket_stl, sheet_json)
     result = analyse_socket(limb, solid, sheet, body_mass_kg, number, cache=mesh_cache,
                             where=f"case {reference!r} revision {revision_id}", step=progress, quick=quick)
     summary = result.summary()
@@ -122,7 +122,7 @@ def stored(record: Analysis, files: FileStore) -> StoredAnalysis:
                           created_at=when if when.tzinfo else when.replace(tzinfo=timezone.utc))
 
 
-def _socket(socket_stl: bytes, sheet_json: bytes) -> tuple[trimesh.Trimesh, FabricationSheet]:
+def stored_socket(socket_stl: bytes, sheet_json: bytes) -> tuple[trimesh.Trimesh, FabricationSheet]:
     """A stored socket solid (limb frame, mm) and its fabrication sheet, read as a build's files are."""
     with tempfile.TemporaryDirectory() as folder:
         socket, sheet = Path(folder) / "socket.stl", Path(folder) / "socket-sheet.json"

@@ -3,15 +3,13 @@ evaluation, and the follow-ups with their scans (the change map is recomputed fr
 
 from __future__ import annotations
 
-import json
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import trimesh
 
 from socketcad.anatomy.limb import Limb
+from socketcad.clinic.analyses import stored_socket
 from socketcad.clinic.cases import facts_of, find_case, read_limb, revision_of
 from socketcad.clinic.followup import FollowUpComparison
 from socketcad.clinic.models import Scan
@@ -20,7 +18,6 @@ from socketcad.clinic.store import Store
 from socketcad.design.fabrication import FabricationSheet
 from socketcad.design.plan import RectificationPlan, plan_from_dict
 from socketcad.errors import InputError
-from socketcad.geometry import io
 from socketcad.geometry.measure import signed_deviation
 
 __all__ = ["FollowUpMaterial", "RevisionMaterial", "change_map", "followup_material", "revision_material"]
@@ -66,8 +63,7 @@ def revision_material(store: Store, reference: str, revision_id: int | None) -> 
         socket_stl, sheet_json = store.files.get(revision.socket_hash), store.files.get(revision.sheet_hash)
         evaluation = EvaluationForm(**case.evaluations[-1].form) if case.evaluations else None
         limb = _limb(store, scan, level, side)
-    return RevisionMaterial(revision_id, limb, plan, _stl(socket_stl),
-                            FabricationSheet.model_validate(json.loads(sheet_json)), evaluation)
+    return RevisionMaterial(revision_id, limb, plan, *stored_socket(socket_stl, sheet_json), evaluation)
 
 
 def followup_material(store: Store, reference: str) -> list[FollowUpMaterial]:
@@ -92,10 +88,3 @@ def change_map(baseline: Limb, later: Limb, comparison: FollowUpComparison) -> n
     moved.apply_transform(np.asarray(comparison.transform))
     change = signed_deviation(baseline.skin, moved)
     return np.where(baseline.skin.vertices[:, 2] < comparison.compared_below_mm, change, np.nan)
-
-
-def _stl(data: bytes) -> trimesh.Trimesh:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "socket.stl"
-        path.write_bytes(data)
-        return io.read_mesh(path)

@@ -21,16 +21,17 @@ from socketcad.report.plots import RegionMark, VolumePoint, unrolled_figure, vol
 from socketcad.report.render import ColourScale, Layer, Marker, Picture, diverging_scale, render
 from socketcad.report.unrolled import SurfaceSampling, angle_height, unroll_surface
 
-__all__ = ["CASE_TITLES", "change_figures", "deviation_figures", "limb_figures", "pressure_figures",
-           "pressure_scale", "shear_figures", "socket_figures", "socket_markers", "volume_figure"]
+__all__ = ["ANGLE_STEP_DEG", "CASE_TITLES", "HEIGHT_STEP_MM", "case_scale", "change_figures", "deviation_figures",
+           "limb_figures", "loaded_cases", "pressure_figures", "shear_figures", "socket_figures", "socket_markers",
+           "volume_figure"]
 
 SKIN = (0.87, 0.74, 0.63)
 BONE = (0.93, 0.91, 0.82)
 PATELLA = (0.80, 0.20, 0.15)  # the patella picked out: it shows which side is anterior
 SOCKET = (0.55, 0.68, 0.82)
-OVER = (0.85, 0.0, 0.0)
 CASE_TITLES = {"donning": "donning", "standing": "standing", "heel_strike": "heel strike",
                "stance_rotation": "stance rotation", "swing_pull_off": "swing pull-off"}
+ANGLE_STEP_DEG, HEIGHT_STEP_MM = 3.0, 3.0  # the unrolled maps' cells
 TRIM_SECTOR_DEG = 4.0  # a trimline point's height: the socket's highest point within this angle of it
 
 
@@ -81,7 +82,7 @@ def socket_markers(solid: trimesh.Trimesh, sheet: FabricationSheet, side: str) -
             top = np.flatnonzero(near)[np.argmax(height[near])]
             outward = np.array([vertices[top, 0], vertices[top, 1], 0.0])
             outward /= np.linalg.norm(outward) or 1.0
-            markers.append(Marker(f"trim {label(point.name)}", vertices[top], outward, (0.1, 0.1, 0.6)))
+            markers.append(Marker(f"trim {label(point.name)}", vertices[top], outward))
     for opening in sheet.openings:
         if opening.start_mm is None or opening.direction is None:
             continue
@@ -92,7 +93,7 @@ def socket_markers(solid: trimesh.Trimesh, sheet: FabricationSheet, side: str) -
         if ring.any():  # the far end of the hole through the wall, seen from outside
             exit_point = start + direction * (along[ring].max() if direction[2] < 0.5 else along[ring].min())
             normal = direction if direction[2] < 0.5 else -direction
-            markers.append(Marker(f"{opening.name} {opening.diameter_mm:g} mm", exit_point, normal, (0.4, 0.1, 0.1)))
+            markers.append(Marker(f"{opening.name} {opening.diameter_mm:g} mm", exit_point, normal))
     return markers
 
 
@@ -106,9 +107,9 @@ def socket_figures(solid: trimesh.Trimesh, sheet: FabricationSheet, side: str,
                                         "trimline points and openings")
 
 
-def pressure_scale(maps: InterfaceMaps, cases: Sequence[str]) -> ColourScale:
-    """One scale for every load case's pressure map (0 to the highest nodal peak, kPa), so they compare."""
-    return ColourScale("inferno", 0.0, max(float(maps.pressure_kpa[c].max()) for c in cases) or 1.0, "pressure kPa")
+def case_scale(fields: dict[str, np.ndarray], cases: Sequence[str], cmap: str, title: str) -> ColourScale:
+    """One scale for every load case's map of a field (0 to its highest value over ``cases``), so they compare."""
+    return ColourScale(cmap, 0.0, max(float(fields[c].max()) for c in cases) or 1.0, title)
 
 
 def _over_tolerance_markers(limb: Limb, maps: InterfaceMaps, summary: InterfaceSummary, case: str) -> list[Marker]:
@@ -123,36 +124,43 @@ def _over_tolerance_markers(limb: Limb, maps: InterfaceMaps, summary: InterfaceS
         where = np.flatnonzero(maps.region_label == (index if region.region != "elsewhere" else -1))
         peak = where[np.argmax(pressure[where])]
         markers.append(Marker(f"{label(region.region)} {region.peak_kpa:.0f} > {region.tolerance_kpa:.0f} kPa",
-                              limb.skin.vertices[peak], normals[peak], OVER))
+                              limb.skin.vertices[peak], normals[peak]))
     return markers
 
 
-def _region_marks(limb: Limb, maps: InterfaceMaps, summary: InterfaceSummary, case: str,
-                  angle_step_deg: float, height_step_mm: float, sampling: SurfaceSampling) -> list[RegionMark]:
-    marks = []
-    for index, region in enumerate(summary.cases[case].regions or []):
-        if region.region == "elsewhere":
-            continue
-        inside = (maps.region_label == index).astype(float)
-        share = unroll_surface(limb.skin, inside, limb.side, angle_step_deg, height_step_mm, sampling).values
-        marks.append(RegionMark(label(region.region), np.nan_to_num(share), region.over_tolerance,
-                                f"{label(region.region)} {region.peak_kpa:.0f} > {region.tolerance_kpa:.0f} kPa"))
-    return marks
+def _region_shares(limb: Limb, maps: InterfaceMaps, count: int, angle_step_deg: float, height_step_mm: float,
+                   sampling: SurfaceSampling) -> list[np.ndarray]:
+    """Each of the first ``count`` tolerance regions' share (h, a) 0-1 of every unrolled cell (the regions are
+    the same in every load case)."""
+    return [np.nan_to_num(unroll_surface(limb.skin, (maps.region_label == index).astype(float), limb.side,
+                                         angle_step_deg, height_step_mm, sampling).values) for index in range(count)]
+
+
+def _region_marks(summary: InterfaceSummary, case: str, shares: list[np.ndarray]) -> list[RegionMark]:
+    return [RegionMark(label(region.region), share, region.over_tolerance,
+                       f"{label(region.region)} {region.peak_kpa:.0f} > {region.tolerance_kpa:.0f} kPa")
+            for region, share in zip(summary.cases[case].regions or [], shares) if region.region != "elsewhere"]
+
+
+def loaded_cases(summary: InterfaceSummary) -> list[str]:
+    """The load cases with a load (not donning), in the order they ran."""
+    return [case for case in summary.cases if case != "donning"]
 
 
 def pressure_figures(limb: Limb, maps: InterfaceMaps, summary: InterfaceSummary,
-                     views: Sequence[str] = ("anterior", "posterior"), angle_step_deg: float = 3.0,
-                     height_step_mm: float = 3.0) -> list[Figure]:
+                     views: Sequence[str] = ("anterior", "posterior"), angle_step_deg: float = ANGLE_STEP_DEG,
+                     height_step_mm: float = HEIGHT_STEP_MM, sampling: SurfaceSampling | None = None) -> list[Figure]:
     """Per loaded case: the nodal pressure on the skin from ``views`` (one scale for all cases; the peak of
-    each region over tolerance marked) and the sensel pressure unrolled (regions outlined: red over
-    tolerance, grey within)."""
-    cases = [c for c in summary.cases if c != "donning" and c in maps.pressure_kpa]
+    each region over tolerance marked) and the sensel pressure unrolled (regions outlined: cyan over
+    tolerance, white within). ``sampling``: the skin's for the unrolled grid, to share with shear_figures."""
+    cases = loaded_cases(summary)
     if not cases:
         return []
-    scale = pressure_scale(maps, cases)
-    sampling = SurfaceSampling.for_grid(limb.skin, angle_step_deg, height_step_mm)
-    sensel_scale = ColourScale("inferno", 0.0, max(float(maps.sensel_pressure_kpa[c].max()) for c in cases) or 1.0,
-                               "sensel pressure kPa")
+    scale = case_scale(maps.pressure_kpa, cases, "inferno", "pressure kPa")
+    sensel_scale = case_scale(maps.sensel_pressure_kpa, cases, "inferno", "sensel pressure kPa")
+    sampling = sampling or SurfaceSampling.for_grid(limb.skin, angle_step_deg, height_step_mm)
+    shares = _region_shares(limb, maps, len(summary.cases[cases[0]].regions or []), angle_step_deg, height_step_mm,
+                            sampling)
     figures = []
     for case in cases:
         title = CASE_TITLES.get(case, case)
@@ -164,8 +172,7 @@ def pressure_figures(limb: Limb, maps: InterfaceMaps, summary: InterfaceSummary,
                                                           "its tolerance, at its peak")
         field = unroll_surface(limb.skin, maps.sensel_pressure_kpa[case], limb.side, angle_step_deg,
                                height_step_mm, sampling)
-        png = unrolled_figure(field, sensel_scale, _region_marks(limb, maps, summary, case, angle_step_deg,
-                                                                 height_step_mm, sampling), f"sensel pressure, {title}")
+        png = unrolled_figure(field, sensel_scale, _region_marks(summary, case, shares), f"sensel pressure, {title}")
         figures.append(Figure(f"pressure-{case}-unrolled", png,
                               f"Interface pressure, {title}, unrolled around the limb as a socket pressure-mapping "
                               "system lays out its sensors: sensel-averaged, kPa; outlines: tolerance regions "
@@ -173,14 +180,14 @@ def pressure_figures(limb: Limb, maps: InterfaceMaps, summary: InterfaceSummary,
     return figures
 
 
-def shear_figures(limb: Limb, maps: InterfaceMaps, summary: InterfaceSummary, angle_step_deg: float = 3.0,
-                  height_step_mm: float = 3.0) -> list[Figure]:
+def shear_figures(limb: Limb, maps: InterfaceMaps, summary: InterfaceSummary, angle_step_deg: float = ANGLE_STEP_DEG,
+                  height_step_mm: float = HEIGHT_STEP_MM, sampling: SurfaceSampling | None = None) -> list[Figure]:
     """Per loaded case: the interface shear (kPa) unrolled, one scale for all cases."""
-    cases = [c for c in summary.cases if c != "donning" and c in maps.shear_kpa]
+    cases = loaded_cases(summary)
     if not cases:
         return []
-    scale = ColourScale("viridis", 0.0, max(float(maps.shear_kpa[c].max()) for c in cases) or 1.0, "shear kPa")
-    sampling = SurfaceSampling.for_grid(limb.skin, angle_step_deg, height_step_mm)
+    scale = case_scale(maps.shear_kpa, cases, "viridis", "shear kPa")
+    sampling = sampling or SurfaceSampling.for_grid(limb.skin, angle_step_deg, height_step_mm)
     figures = []
     for case in cases:
         title = CASE_TITLES.get(case, case)

@@ -91,7 +91,6 @@ class Marker:
     label: str
     point_mm: np.ndarray
     normal: np.ndarray
-    colour: tuple[float, float, float] = (0.05, 0.05, 0.05)
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,7 +102,6 @@ class Picture:
     image: np.ndarray
     scale: ColourScale | None
     world_to_ndc: np.ndarray = field(repr=False)  # (4, 4) limb frame -> normalised device coordinates
-    labelled: tuple[str, ...] = ()  # the markers drawn (facing the camera)
 
     @property
     def png(self) -> bytes:
@@ -192,8 +190,7 @@ def _picture(plotter, view: str, side: str, scale: ColourScale | None, markers: 
     for actor in added:
         plotter.remove_actor(actor)
     return Picture(view=view, image=np.ascontiguousarray(image[:, :, :3]), scale=scale,
-                   world_to_ndc=np.array([[matrix.GetElement(i, j) for j in range(4)] for i in range(4)]),
-                   labelled=tuple(m.label for m in shown))
+                   world_to_ndc=np.array([[matrix.GetElement(i, j) for j in range(4)] for i in range(4)]))
 
 
 def _label_anchors(plotter, points: np.ndarray, labels: list[str], direction: np.ndarray, up: np.ndarray,

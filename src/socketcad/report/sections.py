@@ -18,6 +18,7 @@ from socketcad.design.rectify import Rectification
 from socketcad.report import pictures
 from socketcad.report.document import Section, Table
 from socketcad.report.plots import VolumePoint
+from socketcad.report.unrolled import SurfaceSampling
 
 if TYPE_CHECKING:  # the operations' results; operations import this package, not the other way round
     from socketcad.clinic.cases import CaseHistory
@@ -139,7 +140,9 @@ def interface_section(limb: Limb, summary: InterfaceSummary, maps: InterfaceMaps
         said.append(f"Pistoning from standing to swing pull-off: {summary.pistoning_mm:.1f} mm.")
     if summary.stance_rotation_deg is not None:
         said.append(f"Rotation about the long axis in stance: {summary.stance_rotation_deg:.1f} degrees.")
-    figures = pictures.pressure_figures(limb, maps, summary) + pictures.shear_figures(limb, maps, summary)
+    sampling = SurfaceSampling.for_grid(limb.skin, pictures.ANGLE_STEP_DEG, pictures.HEIGHT_STEP_MM)  # shared by the maps
+    figures = (pictures.pressure_figures(limb, maps, summary, sampling=sampling)
+               + pictures.shear_figures(limb, maps, summary, sampling=sampling))
     return Section("Dynamic fitting: interface pressure and shear", tuple(said), tuple(tables), tuple(figures),
                    notes=(*summary.notes, *summary.validated, *summary.estimates))
 
