@@ -16,7 +16,7 @@ SYSTEM_PACKAGES := libsuitesparse-dev libopenblas0-pthread postgresql libegl1 li
 TEST_PACKAGES := chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-slow bench fuzz clean
+.PHONY: demo serve test test-slow bench fuzz clean frontend
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,17 +36,40 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.system | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-demo: $(VENV)/.installed
+# The clinic web app's front end (frontend/: three.js, bundled by esbuild) built into the package's
+# static/ folder (not committed). npm ci installs the lock file's pinned versions from the npm registry,
+# the only network it needs; Debian's nodejs and npm are installed first when node or npm is missing.
+STATIC := src/socketcad/web/static/app.js
+FRONTEND_SOURCES := $(wildcard frontend/src/*) frontend/build.mjs
+
+frontend/node_modules/.ci: frontend/package.json frontend/package-lock.json
+	command -v node >/dev/null && command -v npm >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; }
+	cd frontend && npm ci --no-audit --no-fund
+	touch $@
+
+$(STATIC): $(FRONTEND_SOURCES) frontend/node_modules/.ci
+	node frontend/build.mjs
+
+frontend: $(STATIC)
+
+demo: $(VENV)/.installed $(STATIC)
 	$(BIN)/socketcad demo --out $(OUT)
+
+# The clinic web application on this machine, with the demo clinic in out/serve (sign in as demo /
+# socketcad-demo at http://127.0.0.1:8000).
+SERVE_DATA ?= out/serve
+serve: $(VENV)/.installed $(STATIC)
+	$(BIN)/socketcad serve --demo --data $(SERVE_DATA)
 
 # Two workers, one test file each at a time (module fixtures are built once): the suite is half
 # single-threaded work (CLI processes, meshing), so two processes on two cores finish sooner. Files
 # go out in collection order, slowest first (tests/conftest.py), not xdist's most-tests-first.
-test: $(VENV)/.installed $(VENV)/.test-system
+test: $(VENV)/.installed $(VENV)/.test-system $(STATIC)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
 # The tests marked slow (minutes each: the interface analysis of the bone-less scan's sockets).
-test-slow: $(VENV)/.installed $(VENV)/.test-system
+test-slow: $(VENV)/.installed $(VENV)/.test-system $(STATIC)
 	$(BIN)/python -m pytest -q -m slow --durations=10
 
 bench: $(VENV)/.installed
@@ -64,4 +87,4 @@ fuzz: $(VENV)/.installed
 	$(BIN)/python fuzzing/campaign.py --minutes 10 --workers 2 --seed $(FUZZ_SEED) --out out/fuzz
 
 clean:
-	rm -rf $(VENV) out build *.egg-info src/*.egg-info
+	rm -rf $(VENV) out build *.egg-info src/*.egg-info frontend/node_modules src/socketcad/web/static

@@ -277,5 +277,5 @@ def test_a_database_from_before_analyses_is_migrated(tmp_path):
     store = Store(tmp_path)
     assert history(store, "OLD-1").analyses == []
     with sqlite3.connect(tmp_path / "socketcad.db") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0004"
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0005"
         assert db.execute("SELECT count(*) FROM analyses").fetchone()[0] == 0

@@ -255,7 +255,8 @@ def test_result_models_state_units_in_field_names(schemas):
                 "residual_ratio", "peak_to_mean", "circumferences", "socks_ply_worn", "mean",
                 "most_inward", "most_outward", "child_revision", "safety_factor", "poisson", "friction", "spokes",
                 "schema_version", "revision_id", "socks_ply", "friction_skin", "self_intersecting_face_pairs",
-                "pages", "figures"}
+                "pages", "figures", "analysis", "vertex_count", "face_count",
+                "low", "high"}  # a colour Scale's ends, in the unit its `unit` field names (mm or kPa)
     units = ("_mm", "_mm2", "_mm3", "_cm2", "_cm3", "_kpa", "_mpa", "_n", "_deg", "_pct", "_g", "_kg", "_s",
              "_seconds", "seconds", "_mpa_per_mm", "_g_cm3", "_kpa_per_mm", "_nmm")
     problems = []

@@ -27,6 +27,7 @@ _HOMES = {
     "socket_types_help": "socketcad.design.socket_types",
     "UNITS": "socketcad.geometry.units",
     "CHECKLIST": "socketcad.clinic.records",
+    "serve": "socketcad.web.server",
 }
 
 

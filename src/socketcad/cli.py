@@ -38,7 +38,10 @@ case_app = typer.Typer(rich_markup_mode=None, help="Cases: one patient's limb, i
                        "(the clinic's records).", no_args_is_help=True)
 scan_app = typer.Typer(rich_markup_mode=None, help="Scans of a case's limb.", no_args_is_help=True)
 app.add_typer(case_app, name="case")
+user_app = typer.Typer(rich_markup_mode=None, help="Users of the web application ('socketcad serve').",
+                       no_args_is_help=True)
 app.add_typer(scan_app, name="scan")
+app.add_typer(user_app, name="user")
 out = Console()
 err = Console(stderr=True)
 SETTINGS: Settings | None = None  # read once, in main()
@@ -933,6 +936,55 @@ def flags(message: str) -> str:
 def _fail(message: str, code: int) -> None:
     err.print(printable(message), markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+# ---- the web application ------------------------------------------------------------------------------------
+
+
+@user_app.command("add")
+def user_add(
+    username: str = typer.Argument(..., help="The name they sign in with."),
+    role: str = typer.Option(..., "--role", help="prosthetist (every step of the clinic's cases), technician (read "
+                             "designs, record fabrication) or admin (the clinic's users)."),
+    clinic: str = typer.Option(..., "--clinic", help="The clinic (made if new; the first one takes the cases made "
+                               "before the store had clinics)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from the first line of "
+                                        "standard input instead of asking for it."),
+    as_json: bool = JsonOption, data: Optional[Path] = DataOption, url: Optional[str] = DatabaseOption,
+) -> None:
+    """Add a user of the web application (the first admin of a clinic, then through the web)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    added = ops.add_user(store(data, url), ops.AddUserRequest(username=username, password=password, role=role,
+                                                               clinic=clinic), settings().actor)
+    shown(added, as_json, lambda u: say(f"user {u.username}: {u.role} of {u.clinic}"))
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback: this machine only; "
+                             "0.0.0.0 only behind an HTTPS proxy)."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    workers: int = typer.Option(2, "--workers", help="Worker processes for builds and analyses."),
+    secure_cookies: bool = typer.Option(False, "--secure-cookies", help="Mark the session cookie Secure (served "
+                                        "over HTTPS)."),
+    demo: bool = typer.Option(False, "--demo", help="Put the demo clinic in an empty store first (a user 'demo' "
+                              "and a case with the sample scan); prints how to sign in."),
+    data: Optional[Path] = DataOption, url: Optional[str] = DatabaseOption,
+) -> None:
+    """Serve the clinic web application (open http://HOST:PORT in a browser)."""
+    from socketcad import serve as run_server  # the web libraries load only here
+
+    clinic_store = store(data, url)
+    if demo:
+        seeded = ops.demo_clinic(clinic_store)
+        say(f"demo clinic: sign in as {seeded.username} / {seeded.password}" if seeded.created
+            else f"demo clinic already there: sign in as {seeded.username}")
+    say(f"socketcad on http://{host}:{port}  (Ctrl-C stops it)")
+    run_server(clinic_store, url or settings().database_url, host, port, workers, secure_cookies,
+               settings().tissue_cache)
 
 
 def main() -> None:

@@ -27,6 +27,14 @@ class InputError(SocketcadError):
     """
 
 
+class AccessError(InputError):
+    """Not allowed: the user's role does not permit the action (the web answers 403)."""
+
+
+class UnknownError(InputError):
+    """No such record for this user: missing, or another clinic's, told alike (the web answers 404)."""
+
+
 class GeometryError(SocketcadError):
     """A shape that the geometry kernel cannot process (e.g. no closed section)."""
 

@@ -21,7 +21,7 @@ from socketcad.anatomy.limb import CaptureOptions, Limb, load_limb
 from socketcad.anatomy.samples import sample_path
 from socketcad.biomech.interface import InterfaceSummary
 from socketcad.clinic.files import sha256
-from socketcad.clinic.models import Analysis, AuditEvent, Case, Revision, Scan
+from socketcad.clinic.models import Analysis, AuditEvent, Case, LandmarkMove, Revision, Scan
 from socketcad.clinic.store import Store
 from socketcad.design.plan import RectificationPlan, plan_from_dict
 from socketcad.design.fabrication import FabricationSheet, fabrication_sheet
@@ -48,12 +48,13 @@ def check_case(reference: object, level: object, side: object) -> str:
     return reference.strip()
 
 
-def new_case(store: Store, reference: str, level: str, side: str, *, actor: str) -> Case:
-    """Open a case for one limb of a patient known by the clinic's ``reference``."""
+def new_case(store: Store, reference: str, level: str, side: str, clinic_id: int | None = None, *,
+             actor: str) -> Case:
+    """Open a case for one limb of a patient known by the clinic's ``reference`` (of clinic ``clinic_id``)."""
     reference = check_case(reference, level, side)
     try:
         with store.transaction() as db:
-            case = Case(reference=reference, level=level, side=side)
+            case = Case(reference=reference, level=level, side=side, clinic_id=clinic_id)
             db.add(case)
             db.flush()
             audit(db, "case.new", case.id, {"reference": reference, "level": level, "side": side}, actor)
@@ -69,11 +70,17 @@ def find_case(db: Session, reference: str) -> Case:
     return case
 
 
-def list_cases(store: Store) -> list[CaseRow]:
-    """Every case: reference, level, side, and how many scans and revisions it has."""
+def list_cases(store: Store, clinic_id: int | None = None, search: str = "") -> list[CaseRow]:
+    """Every case (of clinic ``clinic_id`` if given; whose reference contains ``search``, any case): reference,
+    level, side, and how many scans and revisions it has."""
+    query = select(Case).order_by(Case.id)
+    if clinic_id is not None:
+        query = query.where(Case.clinic_id == clinic_id)
+    if search:
+        query = query.where(Case.reference.icontains(search, autoescape=True))
     with store.transaction() as db:
         return [CaseRow(reference=c.reference, level=c.level, side=c.side, scans=len(c.scans),
-                        revisions=len(c.revisions)) for c in db.scalars(select(Case).order_by(Case.id))]
+                        revisions=len(c.revisions)) for c in db.scalars(query)]
 
 
 def add_scan(store: Store, reference: str, path: Path, method: str = "scan", units: str | None = None,
@@ -130,12 +137,13 @@ def design(store: Store, reference: str, plan: RectificationPlan | dict | str, s
         scan = scan_of(db, case, scan_id)
         scan_bytes = store.files.get(scan.file_hash)
         scan_facts = facts_of(scan)
+        placed = placed_landmarks(db, scan)
         level, side = case.level, case.side
         sensitive = tuple(case.evaluations[-1].form["sensitive_areas"]) if case.evaluations else ()
     if isinstance(plan, str):  # the template relieves the sensitive areas of the newest evaluation
-        limb = locate_landmarks(read_limb(scan_bytes, *scan_facts, level=level, side=side))
+        limb = locate_landmarks(read_limb(scan_bytes, *scan_facts, level=level, side=side), dict(placed) or None)
         plan = template_plan(plan, limb, template_inputs(spec, sensitive))
-    plan = plan if isinstance(plan, RectificationPlan) else plan_from_dict(plan)
+    plan = with_placed_landmarks(plan if isinstance(plan, RectificationPlan) else plan_from_dict(plan), placed)
     built = build(scan_bytes, *scan_facts, level, side, plan, spec)
     socket_hash = store.files.put(built.socket_stl)
     sheet_hash = store.files.put(json.dumps(built.sheet.model_dump(mode="json", exclude_none=True), indent=2,
@@ -165,6 +173,19 @@ def rebuild(store: Store, revision_id: int) -> tuple[Revision, bytes]:
     built = build(*facts, plan_from_dict(revision.plan, f"revision {revision_id} plan"),
                    spec_from_dict(revision.spec, f"revision {revision_id} spec"))
     return revision, built.socket_stl
+
+
+def placed_landmarks(db: Session, scan: Scan) -> dict[str, tuple[float, float, float]]:
+    """The landmarks placed by hand on ``scan``: name -> (x, y, z) limb frame mm, the newest of each name."""
+    moves = db.scalars(select(LandmarkMove).where(LandmarkMove.scan_id == scan.id).order_by(LandmarkMove.id))
+    return {move.name: tuple(move.point_mm) for move in moves}
+
+
+def with_placed_landmarks(plan: RectificationPlan, placed: dict[str, tuple[float, float, float]]) -> RectificationPlan:
+    """``plan`` keeping the landmarks placed by hand on its scan; the plan's own placements win."""
+    if not placed:
+        return plan
+    return plan_from_dict({**plan.model_dump(mode="json"), "landmarks": {**placed, **plan.landmarks}})
 
 
 class CaseRow(BaseModel):

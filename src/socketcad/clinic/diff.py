@@ -66,7 +66,7 @@ def spec_changes(before: dict, after: dict) -> list[str]:
 def diff_revisions(store: Store, reference: str, first: int, second: int) -> tuple[RevisionChanges, np.ndarray, object]:
     """Plan and spec changes from revision ``first`` to ``second`` of one case, and the deviation map:
     (summary, deviation (n,) mm on the first's rectified skin, that skin as a trimesh)."""
-    from socketcad.anatomy.landmarks import locate_landmarks
+    from socketcad.design.pipeline import prepared_limb
     from socketcad.design.rectify import rectify
 
     if first == second:
@@ -76,12 +76,13 @@ def diff_revisions(store: Store, reference: str, first: int, second: int) -> tup
         revisions = [revision_of(db, case, number) for number in (first, second)]
         facts = [(store.files.get(r.scan.file_hash), *facts_of(r.scan)) for r in revisions]
         level, side = case.level, case.side
-    limbs = {}  # by scan: two revisions of one scan read it once
+    read = {}  # by scan: two revisions of one scan read it once
+    shapes = []
     for revision, scan in zip(revisions, facts):
-        if revision.scan_id not in limbs:
-            limbs[revision.scan_id] = locate_landmarks(read_limb(*scan, level=level, side=side))
-    shapes = [rectify(limbs[r.scan_id], plan_from_dict(r.plan, f"revision {r.id} plan")).rectified_limb()
-              for r in revisions]
+        if revision.scan_id not in read:
+            read[revision.scan_id] = read_limb(*scan, level=level, side=side)
+        plan = plan_from_dict(revision.plan, f"revision {revision.id} plan")  # its landmarks as placed then
+        shapes.append(rectify(prepared_limb(read[revision.scan_id], plan), plan).rectified_limb())
     deviation = signed_deviation(shapes[0].skin, shapes[1].skin)
     everywhere = np.ones(len(deviation), dtype=bool)
     length = float(shapes[0].skin.vertices[:, 2].max())

@@ -32,6 +32,8 @@ class Case(Base):
     reference: Mapped[str] = mapped_column(String(64), unique=True)
     level: Mapped[str] = mapped_column(String(16))  # transtibial, transfemoral
     side: Mapped[str] = mapped_column(String(8))  # left, right
+    # the clinic whose users see the case (the web application); None: made before the store had clinics
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinics.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     scans: Mapped[list[Scan]] = relationship(back_populates="case", order_by="Scan.id")
     revisions: Mapped[list[Revision]] = relationship(back_populates="case", order_by="Revision.id")
@@ -156,6 +158,53 @@ class Analysis(_Record, Base):
     maps_hash: Mapped[str] = mapped_column(String(64))
 
 
+class LandmarkMove(_Record, Base):
+    """A landmark placed by hand on a scan (limb frame, mm), over the located one. The newest per name counts;
+    a design made from the scan keeps them in its plan (RectificationPlan.landmarks)."""
+
+    __tablename__ = "landmark_moves"
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id"))
+    name: Mapped[str] = mapped_column(String(32))
+    point_mm: Mapped[list] = mapped_column(JSON)
+
+
+class Clinic(Base):
+    """A clinic: its users see its cases and no other's."""
+
+    __tablename__ = "clinics"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class User(Base):
+    """A person who signs in to the web application: a role in one clinic; the password as an argon2 hash."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # prosthetist, technician, admin
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    clinic: Mapped[Clinic] = relationship()
+
+
+class WebSession(Base):
+    """A signed-in browser: the SHA-256 of its cookie's token (the token itself is never stored), the CSRF token
+    its writes must carry, and when it expires."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    user: Mapped[User] = relationship()
+
+
 class AuditEvent(Base):
     """Who did what, when: one row per change, never updated or deleted (the database refuses too)."""
 
@@ -175,6 +224,7 @@ class AuditEvent(Base):
 @event.listens_for(Delivery, "before_update")
 @event.listens_for(FollowUp, "before_update")
 @event.listens_for(Analysis, "before_update")
+@event.listens_for(LandmarkMove, "before_update")
 @event.listens_for(AuditEvent, "before_update")
 def _immutable(mapper, connection, target) -> None:
     raise ValueError(f"{type(target).__name__} {target.id} is immutable once saved")

@@ -54,8 +54,9 @@ def template_inputs(spec: SocketSpec, sensitive_areas: Sequence[str] = (), bar_d
 def prepared_limb(limb: Limb, plan: RectificationPlan | None = None,
                   overrides: Mapping[str, Sequence[float]] | None = None, use_bones: bool = True) -> Limb:
     """The limb ready to design on: the plan's level and side where the limb's are unknown, landmarks
-    located (``overrides``: name -> point in the frame, mm)."""
-    return locate_landmarks(with_plan_facts(limb, plan), overrides, use_bones=use_bones)
+    located, the plan's hand-placed landmarks and then ``overrides`` (name -> point in the frame, mm) over them."""
+    placed = {**(plan.landmarks if plan is not None else {}), **(overrides or {})}
+    return locate_landmarks(with_plan_facts(limb, plan), placed or None, use_bones=use_bones)
 
 
 def design_socket(limb: Limb, spec: SocketSpec, plan: RectificationPlan | None = None, template: str | None = None,

@@ -21,7 +21,7 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from socketcad.anatomy.landmarks import known_landmarks
+from socketcad.anatomy.landmarks import MAX_COORDINATE_MM, known_landmarks
 from socketcad.anatomy.regions import FACING_VECTORS
 from socketcad.errors import validated
 from socketcad.geometry import io
@@ -157,6 +157,9 @@ class RectificationPlan(_Record):
     modifications: list[Modification] = Field(default_factory=list, max_length=MAX_MODIFICATIONS)
     sources: list[Annotated[str, Field(max_length=MAX_TEXT)]] = Field(default_factory=list, max_length=MAX_NOTES)
     assumptions: list[Annotated[str, Field(max_length=MAX_TEXT)]] = Field(default_factory=list, max_length=MAX_NOTES)
+    # Landmarks the prosthetist placed by hand (name -> [x, y, z], limb frame, mm): they replace the located ones
+    # before the regions are placed, so moving a landmark is a decision kept with the plan, like a modification.
+    landmarks: dict[str, tuple[float, float, float]] = Field(default_factory=dict, max_length=50)
 
     @field_validator("schema_version")
     @classmethod
@@ -175,6 +178,11 @@ class RectificationPlan(_Record):
                     f"modifications[{index}].region.landmark: unknown landmark '{region.landmark}'; "
                     f"use one of {', '.join(known)}"
                 )
+        for name, point in self.landmarks.items():
+            if name not in known:
+                raise ValueError(f"landmarks.{name}: unknown landmark; use one of {', '.join(known)}")
+            if max(map(abs, point)) > MAX_COORDINATE_MM:
+                raise ValueError(f"landmarks.{name}: each coordinate within +/-{MAX_COORDINATE_MM:g} mm")
         return self
 
     @model_validator(mode="after")
@@ -196,6 +204,8 @@ class RectificationPlan(_Record):
     def as_dict(self) -> dict:
         """Plain data, each modification's kind first (files read top-down)."""
         data = self.model_dump(mode="json", exclude_none=True)
+        if not data["landmarks"]:
+            del data["landmarks"]
         data["modifications"] = [{"kind": m.pop("kind"), **m} for m in data["modifications"]]
         return data
 

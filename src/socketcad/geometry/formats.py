@@ -166,3 +166,27 @@ def read_mesh_file(path: str | Path) -> MeshFile:
 def write_mesh_file(mesh: "trimesh.Trimesh", path: str | Path, **options) -> None:
     """Write any registered format, chosen by the path's extension (options: see FileFormat.write)."""
     path_format(path, reading=False).write(mesh, path, **options)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The format a file's first bytes show ('stl', 'ply', 'off', '3mf', 'aop', 'obj'), or None when they show
+    none. A binary STL is known by its length (84 bytes + 50 per triangle its header counts), so a file of any
+    other format whose 80-byte header happens to read as a count is not taken for one."""
+    head = data[:512]
+    if head.startswith(b"PK\x03\x04"):
+        return "3mf"  # a zip: 3MF is the one zipped format
+    if head.startswith(b"ply") and head[3:4] in (b"\n", b"\r"):
+        return "ply"
+    if head.startswith(b"AAOP"):
+        return "aop"
+    if len(data) >= 84 and 84 + 50 * int.from_bytes(data[80:84], "little") == len(data):
+        return "stl"
+    text = head.lstrip()
+    if text.startswith(b"solid") and b"facet" in data[:4096]:
+        return "stl"
+    if text.startswith((b"OFF", b"COFF", b"NOFF")):
+        return "off"
+    lines = [line.strip() for line in data[:4096].splitlines()]
+    if any(line.startswith((b"v ", b"f ")) for line in lines) and not any(b"\x00" in line for line in lines):
+        return "obj"
+    return None

@@ -27,6 +27,12 @@ from socketcad.operations._clinic import (AddScanRequest, AnalyseRevisionRequest
                                          rebuild, save_design, stored_analysis)
 from socketcad.operations._design import (BuildRequest, DemoRequest, DemoResult, ModificationRow, RectifyRequest,
                                          Rectified, SocketBuilt, SpecFields, build, demo, rectify, wall_strength)
+from socketcad.operations._access import (Account, AddUserRequest, DemoClinic, SignInRequest, SignedIn, UserAdded, add_user,
+                                         case_access, demo_clinic, end_session, session_account, sign_in)
+from socketcad.operations._views import (AnalysisView, Download, LandmarkMoved, LandmarkPoint, MoveLandmarkRequest,
+                                        Preview, PreviewRequest, ProposalView, ProposeRequest, RegionRow, Scale,
+                                        ScanView, SectionView, SocketView, Surface, analysis_view, download,
+                                        move_landmark, preview, propose, scan_view, section, socket_view)
 from socketcad.operations._report import (CaseReportRequest, DesignReportRequest, ReportWritten, report_case,
                                          report_design)
 
@@ -45,6 +51,11 @@ __all__ = [
     "NewCaseRequest", "Rebuilt", "RevisionAnalysed", "RevisionDiff", "RevisionSaved", "ScanKept", "StoredAnalysis",
     "add_scan", "analyse_revision", "case_history", "cases", "deliver", "diff", "evaluate", "export_case", "fabricate",
     "fit", "follow_up", "import_case", "new_case", "open_store", "rebuild", "save_design", "stored_analysis",
+    "Account", "AddUserRequest", "DemoClinic", "demo_clinic", "SignInRequest", "SignedIn", "UserAdded", "add_user", "case_access", "end_session",
+    "session_account", "sign_in",
+    "AnalysisView", "Download", "LandmarkMoved", "LandmarkPoint", "MoveLandmarkRequest", "Preview", "PreviewRequest",
+    "ProposalView", "ProposeRequest", "RegionRow", "Scale", "ScanView", "SectionView", "SocketView", "Surface",
+    "analysis_view", "download", "move_landmark", "preview", "propose", "scan_view", "section", "socket_view",
 ]  # the one list of public names: socketcad re-exports it
 
 
@@ -57,5 +68,6 @@ def result_schemas() -> dict[str, dict]:
     models = (Analysis, CaseExported, CaseHistory, CaseImported, CaseList, CaseOpened, Catalogue, Converted,
               DeliverySaved, DemoResult, EvaluationSaved, FabricationSaved, FittingSaved, FollowUpSaved, Inspection,
               Landmarks, Rebuilt, Rectified, ReportWritten, RevisionAnalysed, RevisionDiff, RevisionSaved, SampleList, ScanKept,
-              SocketBuilt, TapeLimb, WallStrength)
+              SocketBuilt, TapeLimb, WallStrength, UserAdded, LandmarkMoved, Preview, ProposalView, ScanView,
+              SectionView, SocketView, AnalysisView)
     return {model.__name__: model.model_json_schema() for model in models}

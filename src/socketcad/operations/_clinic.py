@@ -48,11 +48,11 @@ class CaseOpened(Result):
     side: str
 
 
-def new_case(store: Store, request: NewCaseRequest, actor: str) -> CaseOpened:
-    """Open a case."""
+def new_case(store: Store, request: NewCaseRequest, actor: str, clinic_id: int | None = None) -> CaseOpened:
+    """Open a case (of clinic ``clinic_id``: its users see it)."""
     from socketcad.clinic.cases import new_case as open_case
 
-    case = open_case(store, request.reference, request.level, request.side, actor=actor)
+    case = open_case(store, request.reference, request.level, request.side, clinic_id=clinic_id, actor=actor)
     return CaseOpened(reference=case.reference, level=case.level, side=case.side)
 
 
@@ -60,9 +60,10 @@ class CaseList(Result):
     cases: list[CaseRow]
 
 
-def cases(store: Store) -> CaseList:
-    """Every case, with how many scans and revisions it has."""
-    return CaseList(cases=list_cases(store))
+def cases(store: Store, clinic_id: int | None = None, search: str = "") -> CaseList:
+    """Every case (of clinic ``clinic_id`` if given; whose reference contains ``search``), with how many scans
+    and revisions it has."""
+    return CaseList(cases=list_cases(store, clinic_id, search))
 
 
 def case_history(store: Store, reference: str) -> CaseHistory:

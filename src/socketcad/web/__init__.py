@@ -1,0 +1,1 @@
+"""The clinic web application (FastAPI) and its built front end (static/)."""
