@@ -36,9 +36,12 @@ function say(message, kind = 'info') {
   statusLine.className = kind;
 }
 
-// After the page is in the document (a viewer measures its box when made).
+let renderTicket = 0;  // the newest render: an older one still waiting for the server is dropped
+
+// After the page is in the document (a viewer measures its box when made); not if another page came since.
 function later(action) {
-  setTimeout(() => action().catch((error) => say(error.message, 'error')), 0);
+  const ticket = renderTicket;
+  setTimeout(() => { if (ticket === renderTicket) action().catch((error) => say(error.message, 'error')); }, 0);
 }
 
 function num(value, digits = 1) {
@@ -352,10 +355,12 @@ const STEP_PAGES = {
     }
     let landmarkPoints = {};
     const markerPoint = (name) => landmarkPoints[name] ?? [0, 0, 0];
+    let latest = 0;  // only the newest request's answer is shown: an older one may come back later
     async function run(body) {
+      const ticket = ++latest;
       const started = performance.now();
       const result = await attempt(() => api('POST', `/cases/${encodeURIComponent(reference)}/preview`, body));
-      if (result) { await show(result); summary.dataset.ms = String(Math.round(performance.now() - started)); }
+      if (result && ticket === latest) { await show(result); summary.dataset.ms = String(Math.round(performance.now() - started)); }
     }
     function schedule() {  // one preview in flight; the newest edit wins
       drafts.set(reference, 'plan', plan);
@@ -421,7 +426,8 @@ const STEP_PAGES = {
         ...view.downloads.map((name) => el('a', { href: `${base}/files/${name}`, download: true }, name)),
         el('a', { href: `${base}/report.html`, download: true }, 'report (HTML)'), el('a', { href: `${base}/report.pdf`, download: true }, 'report (PDF)'));
       trim.replaceChildren(...view.sheet.trimline.map((p) => el('tr', {}, el('td', {}, p.name), el('td', {}, p.landmark), el('td', {}, num(p.angle_deg, 0)),
-        el('td', {}, el('input', { type: 'number', step: 1, name: `trim:${p.name}`, value: p.offset_mm, 'aria-label': `trimline ${p.name} offset mm` })))));
+        el('td', {}, num(p.offset_mm, 0)),
+        el('td', {}, el('input', { type: 'number', step: 1, min: -150, max: 150, name: `trim:${p.name}`, value: 0, 'aria-label': `trimline ${p.name} raise mm` })))));
     }
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
@@ -441,8 +447,8 @@ const STEP_PAGES = {
     });
     later(async () => { panel.make(); if (history.revisions.length) await showSocket(history.revisions.at(-1).id); });
     return el('div', { class: 'split' }, el('div', {}, form,
-      el('div', { class: 'panel' }, el('h3', {}, 'Trimline (offsets mm: + raises it; applied by the next build)'),
-        el('table', {}, el('thead', {}, el('tr', {}, ['Point', 'Landmark', 'Angle deg', 'Offset mm'].map((h) => el('th', {}, h)))), trim)), files),
+      el('div', { class: 'panel' }, el('h3', {}, 'Trimline: raise (+) or lower (-) a point, mm; the next build makes a child revision'),
+        el('table', {}, el('thead', {}, el('tr', {}, ['Point', 'Landmark', 'Angle deg', 'From landmark mm', 'Raise mm'].map((h) => el('th', {}, h)))), trim)), files),
       el('div', {}, viewButtons(), panel.box));
   },
 
@@ -466,7 +472,9 @@ const STEP_PAGES = {
       v.setSurface(decodeSurface(view.surface));
       v.setMarkers(view.regions.filter((r) => r.over_tolerance).map((r) => ({ name: `${r.region} over ${num(r.tolerance_kpa, 0)} kPa`, point_mm: r.point_mm, colour: '#ff00ff' })));
       window.socketcadAnalysis = { peak_point_mm: view.peak_point_mm, peak_kpa: view.peak_kpa, high: view.surface.scale.high };
-      facts.textContent = `${view.map} in ${view.load_case}: peak ${num(view.peak_kpa)} kPa${view.quick ? ' (quick preview: coarse mesh)' : ''}. Validated: ${view.validated.join('; ')}. Estimates: ${view.estimates.join('; ')}`;
+      facts.replaceChildren(el('p', {}, `${view.map} in ${view.load_case}: peak ${num(view.peak_kpa)} kPa${view.quick ? ' (quick preview: coarse mesh)' : ''}; magenta: regions over their tolerance`),
+        el('details', {}, el('summary', {}, 'What is validated, what is an estimate'),
+          el('p', {}, `Validated: ${view.validated.join('; ')}`), el('p', {}, `Estimates: ${view.estimates.join('; ')}`)));
       regions.replaceChildren(...view.regions.map((r) => el('tr', { class: r.over_tolerance ? 'over' : '' },
         el('td', {}, r.region), el('td', {}, r.kind), el('td', {}, num(r.peak_kpa)), el('td', {}, num(r.sensel_peak_kpa)),
         el('td', {}, num(r.tolerance_kpa, 0)), el('td', {}, r.over_tolerance ? 'OVER' : 'within'))));
@@ -534,7 +542,7 @@ const STEP_PAGES = {
       bar.replaceChildren(progress);
       const saved = await attempt(() => followJob(job, progress), 'fitting recorded');
       if (saved) say(saved.child ? `fitting recorded: revision ${saved.child.id} made (child of ${saved.revision})` : 'fitting recorded', 'ok');
-      if (saved) setTimeout(render, 600);
+      if (saved && location.hash.endsWith('/fitting')) await renderKeepingStatus();  // the revision tree, with the new one
     });
     const tree = el('ul', { id: 'revision-tree' }, history.revisions.map((r) => el('li', {}, `revision ${r.id}${r.parent ? ` (child of ${r.parent})` : ''}: ${r.socket_type}, ${r.liner}${r.note ? `, ${r.note}` : ''} (${r.by})`)));
     const first = select('first', history.revisions.map((r) => String(r.id)), String(history.revisions.at(-2)?.id ?? history.revisions[0].id));
@@ -577,7 +585,7 @@ const STEP_PAGES = {
       event.preventDefault();
       const data = Object.fromEntries(new FormData(fabricate));
       if (await attempt(() => api('POST', `/cases/${encodeURIComponent(reference)}/revisions/${data.revision}/fabrications`,
-        { stage: data.stage, material: data.material, lab: data.lab }), 'fabrication recorded')) render();
+        { stage: data.stage, material: data.material, lab: data.lab }), 'fabrication recorded')) fabricate.reset();
     });
     const deliver = el('form', { class: 'panel', 'aria-label': 'delivery' }, el('h2', {}, 'Delivery'),
       field('Revision', select('revision', revisionIds, revisionIds.at(-1))),
@@ -589,7 +597,7 @@ const STEP_PAGES = {
       const data = new FormData(deliver);
       const saved = await attempt(() => api('POST', `/cases/${encodeURIComponent(reference)}/revisions/${data.get('revision')}/deliveries`,
         { taught: data.getAll('taught'), note: data.get('note') }));
-      if (saved) { say(saved.warnings.length ? `delivered; ${saved.warnings.join('; ')}` : 'delivered, every item taught', 'ok'); setTimeout(render, 600); }
+      if (saved) say(saved.warnings.length ? `delivered; ${saved.warnings.join('; ')}` : 'delivered, every item taught', 'ok');
     });
     const followup = el('form', { class: 'panel', 'aria-label': 'follow-up' }, el('h2', {}, 'Follow-up scan'),
       field('File', el('input', { type: 'file', name: 'file', required: true, accept: '.stl,.obj,.ply,.off,.3mf,.aop' })),
@@ -600,9 +608,12 @@ const STEP_PAGES = {
       event.preventDefault();
       say('registering the scans...');
       const saved = await attempt(() => api('POST', `/cases/${encodeURIComponent(reference)}/followups`, new FormData(followup), true), 'follow-up saved');
-      if (saved) result.replaceChildren(el('p', {}, `volume ${num(saved.volume_change_pct)} %: ${saved.advice}`), el('ul', {}, saved.reasons.map((r) => el('li', {}, r))));
+      if (!saved) return;
+      result.replaceChildren(el('p', {}, `volume ${num(saved.volume_change_pct)} %: ${saved.advice}`), el('ul', {}, saved.reasons.map((r) => el('li', {}, r))));
+      history.followups.push(saved);
+      trend.replaceChildren(volumeTrend(history.followups));
     });
-    const trend = volumeTrend(history.followups);
+    const trend = el('div', { id: 'trend' }, volumeTrend(history.followups));
     return el('div', { class: 'columns' }, fabricate, deliver, el('div', {}, followup, result, el('div', { class: 'panel' }, el('h3', {}, 'Volume trend (% of the baseline)'), trend)));
   },
 
@@ -648,14 +659,24 @@ async function render() {
     ? el('span', {}, `${account.username} (${account.role}, ${account.clinic}) `, el('button', { type: 'button', onclick: signOut }, 'Sign out'))
     : '');
   if (!account) { app.replaceChildren(loginPage()); return; }
-  if (viewer) { viewer.dispose(); viewer = null; }
+  const ticket = ++renderTicket;
   try {
-    if (route === 'case' && reference) app.replaceChildren(await casePage(decodeURIComponent(reference), step || 'evaluation'));
-    else app.replaceChildren(await casesPage());
+    const page = route === 'case' && reference ? await casePage(decodeURIComponent(reference), step || 'evaluation')
+      : await casesPage();
+    if (ticket !== renderTicket) return;
+    if (viewer) { viewer.dispose(); viewer = null; }
+    app.replaceChildren(page);
   } catch (error) {
+    if (ticket !== renderTicket) return;
     say(error.message, 'error');
     app.replaceChildren(el('p', {}, error.message));
   }
+}
+
+async function renderKeepingStatus() {
+  const [text, kind] = [statusLine.textContent, statusLine.className];
+  await render();
+  say(text, kind);
 }
 
 async function signOut() {

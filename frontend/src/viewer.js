@@ -321,7 +321,13 @@ export class Viewer {
     this._currentView = name;
     const dir = new THREE.Vector3(...VIEWS[name]);
     if (this.side === 'left') dir.x = -dir.x;
-    dir.normalize();
+    this.viewFrom(dir.toArray());
+  }
+
+  /** Look at the centre from ``direction`` (limb frame, towards the camera), z up: e.g. along a surface
+   * normal, so that a spot faces the camera squarely. */
+  viewFrom(direction) {
+    const dir = new THREE.Vector3(...direction).normalize();
     const sphere = this.mesh?.geometry.boundingSphere;
     const centre = sphere ? sphere.center.clone() : new THREE.Vector3();
     const r = this._radius;

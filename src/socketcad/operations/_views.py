@@ -308,13 +308,15 @@ class AnalysisView(Result):
 
 def analysis_view(store: Store, reference: str, revision: int, load_case: str | None = None,
                   kind: Literal["pressure", "shear"] = "pressure") -> AnalysisView:
-    """The heat map of one load case of a revision's newest analysis (default: its first case)."""
+    """The heat map of one load case of a revision's newest analysis (default: its first loaded case, the first
+    after donning)."""
     from socketcad.clinic.reporting import revision_material
     from socketcad.operations._clinic import stored_analysis
 
     found = stored_analysis(store, reference, revision)
     cases = list(found.summary.cases)
-    name = load_case or cases[0]
+    loaded = [name for name, case in found.summary.cases.items() if case.regions is not None]  # not donning
+    name = load_case or (loaded or cases)[0]
     if name not in cases:
         raise InputError(f"load_case {name!r}: this analysis has {', '.join(cases)}")
     maps = found.maps

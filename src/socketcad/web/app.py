@@ -203,22 +203,23 @@ def create_app(store: Store, jobs: Jobs | None = None, *, secure_cookies: bool =
     @app.post("/api/cases/{reference}/scans/{scan}/landmarks", response_model=ops.LandmarkMoved)
     def landmark_move(reference: str, scan: int, body: dict[str, Any], who: ops.Account = Depends(writer)):
         case(who, reference, "write")
-        return ops.move_landmark(store, ops.MoveLandmarkRequest(reference=reference, scan=scan, **body), who.username)
+        request = ops.MoveLandmarkRequest(**_fields(body, reference=reference, scan=scan))
+        return ops.move_landmark(store, request, who.username)
 
     @app.post("/api/cases/{reference}/preview", response_model=ops.Preview)
     def plan_preview(reference: str, body: dict[str, Any], who: ops.Account = Depends(writer)):
         case(who, reference, "read")
-        return ops.preview(store, ops.PreviewRequest(reference=reference, **body))
+        return ops.preview(store, ops.PreviewRequest(**_fields(body, reference=reference)))
 
     @app.post("/api/cases/{reference}/proposal", response_model=ops.ProposalView)
     def proposal(reference: str, body: dict[str, Any], who: ops.Account = Depends(writer)):
         case(who, reference, "read")
-        return ops.propose(store, ops.ProposeRequest(reference=reference, **body))
+        return ops.propose(store, ops.ProposeRequest(**_fields(body, reference=reference)))
 
     @app.post("/api/cases/{reference}/revisions", response_model=JobState)
     def revision_new(reference: str, body: dict[str, Any], who: ops.Account = Depends(writer)):
         case(who, reference, "write")
-        request = ops.DesignRequest(reference=reference, **body)  # refused here, before a job starts
+        request = ops.DesignRequest(**_fields(body, reference=reference))  # refused here, before a job starts
         return jobs.submit("save_design", request.model_dump(mode="json", exclude_unset=True), who.username,
                            who.clinic_id, reference).view()
 
@@ -251,7 +252,8 @@ def create_app(store: Store, jobs: Jobs | None = None, *, secure_cookies: bool =
     @app.post("/api/cases/{reference}/revisions/{revision}/analysis", response_model=JobState)
     def analysis_new(reference: str, revision: int, body: dict[str, Any], who: ops.Account = Depends(writer)):
         case(who, reference, "write")
-        request = ops.AnalyseRevisionRequest(reference=reference, revision=revision, mesh_cache=mesh_cache, **body)
+        fields = _fields(body, reference=reference, revision=revision, mesh_cache=mesh_cache)
+        request = ops.AnalyseRevisionRequest(**fields)
         return jobs.submit("analyse_revision", request.model_dump(mode="json"), who.username, who.clinic_id,
                            reference).view()
 
@@ -266,18 +268,20 @@ def create_app(store: Store, jobs: Jobs | None = None, *, secure_cookies: bool =
     @app.post("/api/cases/{reference}/revisions/{revision}/fittings", response_model=JobState)
     def fitting_new(reference: str, revision: int, body: dict[str, Any], who: ops.Account = Depends(writer)):
         case(who, reference, "write")
-        request = ops.FitRequest(reference=reference, revision=revision, **body)
+        request = ops.FitRequest(**_fields(body, reference=reference, revision=revision))
         return jobs.submit("fit", request.model_dump(mode="json"), who.username, who.clinic_id, reference).view()
 
     @app.post("/api/cases/{reference}/revisions/{revision}/fabrications", response_model=ops.FabricationSaved)
     def fabrication_new(reference: str, revision: int, body: dict[str, Any], who: ops.Account = Depends(writer)):
         case(who, reference, "fabricate")
-        return ops.fabricate(store, ops.FabricateRequest(reference=reference, revision=revision, **body), who.username)
+        request = ops.FabricateRequest(**_fields(body, reference=reference, revision=revision))
+        return ops.fabricate(store, request, who.username)
 
     @app.post("/api/cases/{reference}/revisions/{revision}/deliveries", response_model=ops.DeliverySaved)
     def delivery_new(reference: str, revision: int, body: dict[str, Any], who: ops.Account = Depends(writer)):
         case(who, reference, "write")
-        return ops.deliver(store, ops.DeliverRequest(reference=reference, revision=revision, **body), who.username)
+        request = ops.DeliverRequest(**_fields(body, reference=reference, revision=revision))
+        return ops.deliver(store, request, who.username)
 
     @app.get("/api/cases/{reference}/diff", response_model=ops.RevisionDiff)
     def revision_diff(reference: str, first: int, second: int, who: ops.Account = Depends(account)):
@@ -343,6 +347,22 @@ def create_app(store: Store, jobs: Jobs | None = None, *, secure_cookies: bool =
     for name in static:
         app.get(f"/static/{name}", include_in_schema=False)(page(name))
     return app
+
+
+SERVER_FILES = ("spec_file", "form_file", "mesh_cache", "output", "map_file")  # request fields naming a server path
+
+
+def _fields(body: dict[str, Any], **given: Any) -> dict[str, Any]:
+    """A request's fields: the body's and those the address gives (case, scan, revision). The body may not give
+    those again, nor name a file for the server to read: a plan or a spec comes as data, never as a path."""
+    for key in body:
+        if key in SERVER_FILES:
+            raise InputError(f"{printable(key)[:40]}: the server reads no file a request names; give the data itself")
+        if key in given:
+            raise InputError(f"{printable(key)[:40]}: the address gives it; leave it out of the request body")
+    if body.get("plan") is not None and not isinstance(body["plan"], dict):
+        raise InputError("plan: give the plan itself (an object of its fields), not a file name")
+    return {**body, **given}
 
 
 def _upload(file: UploadFile) -> ops.Upload:

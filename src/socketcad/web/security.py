@@ -14,6 +14,9 @@ MAX_BODY_BYTES = 64 * 2**20  # a clinical scan as STL is 5-50 MB; the library's 
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'; "
        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
+HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+           (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]  # on every answer, a 413 too
+
 
 class BodyLimit:
     """ASGI middleware: a request whose body is over ``limit`` bytes is answered 413 at once: by its
@@ -28,19 +31,29 @@ class BodyLimit:
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             return await _too_large(send, self.limit)
-        seen = 0
+        seen, over, started = 0, False, False
 
         async def counted():
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
+                over = True
                 raise _TooLarge()
             return message
 
+        async def unless_over(message):
+            # past the limit, what the app answers (FastAPI words the error as a 400 body parse) is not sent
+            nonlocal started
+            if started or not over:
+                started = started or message["type"] == "http.response.start"
+                await send(message)
+
         try:
-            await self.app(scope, counted, send)
+            await self.app(scope, counted, unless_over)
         except _TooLarge:
+            pass
+        if over and not started:
             await _too_large(send, self.limit)
 
 
@@ -53,7 +66,7 @@ async def _too_large(send, limit: int) -> None:
             f'binary STL"}}').encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                            (b"connection", b"close"), *HEADERS]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -71,8 +84,7 @@ class SecurityHeaders:
         async def with_headers(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
-                            (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]
+                headers += HEADERS
                 if scope["path"].startswith("/api/"):
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
