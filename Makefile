@@ -72,13 +72,14 @@ test: $(VENV)/.installed $(VENV)/.test-system $(STATIC)
 test-slow: $(VENV)/.installed $(VENV)/.test-system $(STATIC)
 	$(BIN)/python -m pytest -q -m slow --durations=10
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(STATIC)
 	$(BIN)/python benchmarks/bench_capture.py
 	$(BIN)/python benchmarks/bench_rectify.py
 	$(BIN)/python benchmarks/bench_socket.py
 	$(BIN)/python benchmarks/bench_interface.py
 	$(BIN)/python benchmarks/bench_followup.py
 	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python benchmarks/bench_web.py --seconds 60
 
 # Ten minutes of mutated inputs (every mesh format, AOP, tape, plan, landmarks, spec, evaluation, case
 # archive) through the CLI on two workers; counts per kind printed, failing inputs kept in out/fuzz.

@@ -20,13 +20,15 @@ def seconds(function, repeats: int = 1) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def report(console: Console, title: str, columns: tuple[str, ...], row: tuple[str, ...], what: str,
-           measured_s: float, target_s: float, digits: int = 3) -> None:
-    """One benchmark's table (a row of figures under ``columns``) and whether ``what`` met its target."""
+def report(console: Console, title: str, columns: tuple[str, ...], row: tuple[str, ...], what: str | None = None,
+           measured_s: float = 0.0, target_s: float = 0.0, digits: int = 3) -> None:
+    """One benchmark's table (a row of figures under ``columns``) and whether ``what`` met its target (if any)."""
     table = Table(title=title)
     for column in columns:
         table.add_column(column, justify="right")
     table.add_row(*row)
     console.print(table)
+    if what is None:
+        return
     console.print(f"{what} {measured_s:.{digits}f} s (target < {target_s:g} s): "
                   + ("met" if measured_s < target_s else "NOT met"))

@@ -16,6 +16,7 @@ import asyncio
 import hmac
 import logging
 import tempfile
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
@@ -66,10 +67,18 @@ def create_app(store: Store, jobs: Jobs | None = None, *, secure_cookies: bool =
     ``secure_cookies``: mark the session cookie Secure (behind HTTPS). ``mesh_cache``: kept tissue meshes."""
     import socketcad
 
-    app = FastAPI(title="socketcad", version=socketcad.__version__, openapi_url="/api/openapi.json",
-                  docs_url="/api/docs", redoc_url=None)
+    owned = jobs is None  # made here, so closed here when the app stops
     jobs = jobs or Jobs(store.data_folder, store.engine.url.render_as_string(hide_password=False)
                         if store.engine.url.get_backend_name() != "sqlite" else None)
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        yield
+        if owned:
+            jobs.close()
+
+    app = FastAPI(title="socketcad", version=socketcad.__version__, openapi_url="/api/openapi.json",
+                  docs_url="/api/docs", redoc_url=None, lifespan=lifespan)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit)  # outermost: a too large body is refused before anything reads it
     throttle = SignInThrottle()
@@ -88,10 +97,6 @@ def create_app(store: Store, jobs: Jobs | None = None, *, secure_cookies: bool =
     @app.exception_handler(RequestValidationError)
     async def _malformed(request: Request, exc: RequestValidationError):
         return JSONResponse({"detail": printable(every_error(exc))}, status_code=422)
-
-    @app.on_event("shutdown")
-    def _close():
-        jobs.close()
 
     # --- who is asking -----------------------------------------------------------------------------------------
 
