@@ -276,6 +276,15 @@ def test_seven_steps_in_the_browser(clinic, tmp_path):
         assert fitting.child_revision_id is not None and fitting.created_by == USER
         assert list(fitting.feedback) == ["fibular_head"]  # the region clicked on the limb
         assert len(records(store, models.Revision)) == 2
+        # the revision tree, and the diff of 1 -> 2 with its deviation map on the model
+        page.wait_for_selector("#revision-tree li:has-text('child of')")
+        page.select_option("select[name=first]", str(revision.id))
+        page.select_option("select[name=second]", str(fitting.child_revision_id))
+        page.click("button:has-text('Compare')")
+        page.wait_for_selector("#diff li")
+        assert "fibular_head" in page.inner_text("#diff") and "(+1 mm outward)" in page.inner_text("#diff")
+        assert page.evaluate("() => window.socketcadViewer.legendElement.style.display") != "none"
+        shot("5-diff")
 
         # 6-7. definitive socket, delivery, follow-up
         page.click("nav a:has-text('6-7')")
@@ -301,6 +310,7 @@ def test_seven_steps_in_the_browser(clinic, tmp_path):
         (followup,) = records(store, models.FollowUp)
         assert followup.volume_change_pct < -1.0 and followup.created_by == USER
         assert "volume" in page.inner_text("#followup-result")
+        page.wait_for_function("() => document.querySelector('#change-note').textContent.includes('shrank')")
         shot("7-followup")
 
         # the audit trail: every change under the signed-in user's name

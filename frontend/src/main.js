@@ -550,8 +550,15 @@ const STEP_PAGES = {
     const diffOut = el('div', { id: 'diff' });
     const diffButton = el('button', { type: 'button', onclick: async () => {
       const d = await attempt(() => api('GET', `/cases/${encodeURIComponent(reference)}/diff?first=${first.value}&second=${second.value}`));
-      if (d) diffOut.replaceChildren(el('p', {}, `deviation ${num(d.deviation_mm.min ?? d.deviation_mm[0] ?? 0)} .. ${num(d.deviation_mm.max ?? 0)} mm`),
-        el('ul', {}, [...d.plan, ...d.spec].map((line) => el('li', {}, line))));
+      if (!d) return;
+      const c = d.changes;
+      viewer.setLandmarks([]);
+      viewer.setSurface(decodeSurface(d.surface));  // revision A's model, coloured by B's deviation from it
+      diffOut.replaceChildren(el('p', {}, `revision ${c.second} against ${c.first}: red, more room in ${c.second}; blue, less`),
+        el('ul', {}, [...c.plan, ...c.spec].map((line) => el('li', {}, line))),
+        el('table', {}, el('thead', {}, el('tr', {}, ['Region', 'Mean mm', 'Most gained mm', 'Most lost mm'].map((h) => el('th', {}, h)))),
+          el('tbody', {}, c.regions.map((r) => el('tr', {}, el('td', {}, r.region), el('td', {}, num(r.mean_mm)),
+            el('td', {}, num(r.most_gained_mm)), el('td', {}, num(r.most_lost_mm)))))));
     } }, 'Compare');
     later(async () => {
       const v = panel.make();
@@ -612,9 +619,21 @@ const STEP_PAGES = {
       result.replaceChildren(el('p', {}, `volume ${num(saved.volume_change_pct)} %: ${saved.advice}`), el('ul', {}, saved.reasons.map((r) => el('li', {}, r))));
       history.followups.push(saved);
       trend.replaceChildren(volumeTrend(history.followups));
+      await showChange();
     });
     const trend = el('div', { id: 'trend' }, volumeTrend(history.followups));
-    return el('div', { class: 'columns' }, fabricate, deliver, el('div', {}, followup, result, el('div', { class: 'panel' }, el('h3', {}, 'Volume trend (% of the baseline)'), trend)));
+    const panel = viewerPanel(history);
+    const changeNote = el('p', { id: 'change-note' }, history.followups.length ? '' : 'The change map appears after a follow-up.');
+    async function showChange() {
+      const view = await attempt(() => api('GET', `/cases/${encodeURIComponent(reference)}/followups/newest`));
+      if (!view) return;
+      (viewer ?? panel.make()).setSurface(decodeSurface(view.surface));
+      changeNote.textContent = `${view.date}: volume ${num(view.volume_change_pct)} %, ${view.advice}; blue: the limb shrank, red: grew; grey above ${num(view.compared_below_mm, 0)} mm (not compared)`;
+    }
+    later(async () => { panel.make(); if (history.followups.length) await showChange(); });
+    return el('div', {}, el('div', { class: 'columns' }, fabricate, deliver, el('div', {}, followup, result,
+      el('div', { class: 'panel' }, el('h3', {}, 'Volume trend (% of the baseline)'), trend))),
+      el('div', { class: 'panel' }, el('h3', {}, 'Change since the baseline'), changeNote, viewButtons(), panel.box));
   },
 
   async audit(history) {
@@ -634,7 +653,7 @@ function volumeTrend(followups) {
   svg.setAttribute('aria-label', `volume change: ${followups.map((f) => `${num(f.volume_change_pct)} %`).join(', ') || 'no follow-up yet'}`);
   const points = [{ pct: 0 }, ...followups.map((f) => ({ pct: f.volume_change_pct }))];
   const reach = Math.max(5, ...points.map((p) => Math.abs(p.pct)));
-  const xy = points.map((p, i) => [20 + (280 * i) / Math.max(1, points.length - 1), 60 - (50 * p.pct) / reach]);
+  const xy = points.map((p, i) => [20 + (250 * i) / Math.max(1, points.length - 1), 60 - (50 * p.pct) / reach]);
   const line = document.createElementNS(ns, 'polyline');
   line.setAttribute('points', xy.map((p) => p.join(',')).join(' '));
   line.setAttribute('class', 'trend');

@@ -29,12 +29,15 @@ const CLICK_SLOP_PX = 5;       // a pointer that moved further than this between
 const VERTEX_SHADER = /* glsl */ `
   #ifdef USE_VALUES
   attribute float value;
+  attribute float known;
   varying float vValue;
+  varying float vKnown;
   #endif
   varying vec3 vNormal;
   void main() {
     #ifdef USE_VALUES
     vValue = value;
+    vKnown = known;
     #endif
     vNormal = normalMatrix * normal;
     gl_Position = projectionMatrix * modelViewMatrix * vec4(position, 1.0);
@@ -48,12 +51,14 @@ const FRAGMENT_SHADER = /* glsl */ `
   uniform float low;
   uniform float span;
   varying float vValue;
+  varying float vKnown;
   #endif
   varying vec3 vNormal;
   void main() {
     #ifdef USE_VALUES
     float t = clamp((vValue - low) / span, 0.0, 1.0);
-    vec3 colour = texture2D(colourMap, vec2(t, 0.5)).rgb;
+    // a vertex without a value (NaN from the server: outside the part compared) is grey, not a colour
+    vec3 colour = vKnown > 0.5 ? texture2D(colourMap, vec2(t, 0.5)).rgb : vec3(0.78);
     #else
     vec3 colour = baseColour;
     #endif
@@ -232,7 +237,14 @@ export class Viewer {
     const coloured = values && scale;
     if (coloured) {
       if (values.length !== n) throw new Error(`setSurface: ${values.length} values for ${n} vertices`);
-      geometry.setAttribute('value', new THREE.BufferAttribute(values, 1));
+      const known = new Float32Array(n);
+      const finite = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        known[i] = Number.isFinite(values[i]) ? 1 : 0;
+        finite[i] = known[i] ? values[i] : scale.low;
+      }
+      geometry.setAttribute('value', new THREE.BufferAttribute(finite, 1));
+      geometry.setAttribute('known', new THREE.BufferAttribute(known, 1));
       const name = COLOURMAPS[scale.colours] ? scale.colours : 'viridis';
       this._textures[name] ??= mapTexture(COLOURMAPS[name]);
       colouring = { texture: this._textures[name], low: scale.low, span: Math.max(scale.high - scale.low, 1e-12) };

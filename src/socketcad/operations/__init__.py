@@ -29,7 +29,7 @@ from socketcad.operations._design import (BuildRequest, DemoRequest, DemoResult,
                                          Rectified, SocketBuilt, SpecFields, build, demo, rectify, wall_strength)
 from socketcad.operations._access import (Account, AddUserRequest, DemoClinic, SignInRequest, SignedIn, UserAdded, add_user,
                                          case_access, demo_clinic, end_session, session_account, sign_in)
-from socketcad.operations._views import (AnalysisView, Download, LandmarkMoved, LandmarkPoint, MoveLandmarkRequest,
+from socketcad.operations._views import (AnalysisView, DiffView, Download, FollowUpView, diff_view, followup_view, LandmarkMoved, LandmarkPoint, MoveLandmarkRequest,
                                         Preview, PreviewRequest, ProposalView, ProposeRequest, RegionRow, Scale,
                                         ScanView, SectionView, SocketView, Surface, analysis_view, download,
                                         move_landmark, preview, propose, scan_view, section, socket_view)
@@ -53,7 +53,7 @@ __all__ = [
     "fit", "follow_up", "import_case", "new_case", "open_store", "rebuild", "save_design", "stored_analysis",
     "Account", "AddUserRequest", "DemoClinic", "demo_clinic", "SignInRequest", "SignedIn", "UserAdded", "add_user", "case_access", "end_session",
     "session_account", "sign_in",
-    "AnalysisView", "Download", "LandmarkMoved", "LandmarkPoint", "MoveLandmarkRequest", "Preview", "PreviewRequest",
+    "AnalysisView", "DiffView", "Download", "FollowUpView", "diff_view", "followup_view", "LandmarkMoved", "LandmarkPoint", "MoveLandmarkRequest", "Preview", "PreviewRequest",
     "ProposalView", "ProposeRequest", "RegionRow", "Scale", "ScanView", "SectionView", "SocketView", "Surface",
     "analysis_view", "download", "move_landmark", "preview", "propose", "scan_view", "section", "socket_view",
 ]  # the one list of public names: socketcad re-exports it
@@ -69,5 +69,5 @@ def result_schemas() -> dict[str, dict]:
               DeliverySaved, DemoResult, EvaluationSaved, FabricationSaved, FittingSaved, FollowUpSaved, Inspection,
               Landmarks, Rebuilt, Rectified, ReportWritten, RevisionAnalysed, RevisionDiff, RevisionSaved, SampleList, ScanKept,
               SocketBuilt, TapeLimb, WallStrength, UserAdded, LandmarkMoved, Preview, ProposalView, ScanView,
-              SectionView, SocketView, AnalysisView)
+              SectionView, SocketView, AnalysisView, DiffView, FollowUpView)
     return {model.__name__: model.model_json_schema() for model in models}

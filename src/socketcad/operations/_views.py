@@ -14,12 +14,13 @@ from typing import Annotated, Literal, Optional
 import numpy as np
 from pydantic import Field, model_validator
 
+from socketcad.clinic.diff import RevisionChanges
 from socketcad.clinic.store import Store
 from socketcad.errors import InputError
 from socketcad.operations._common import Request, Result
 from socketcad.operations._design import ModificationRow, PlanInput, plan_of, rectified
 
-__all__ = ["AnalysisView", "Download", "LandmarkPoint", "LandmarkMoved", "MoveLandmarkRequest", "Preview",
+__all__ = ["AnalysisView", "DiffView", "Download", "FollowUpView", "diff_view", "followup_view", "LandmarkPoint", "LandmarkMoved", "MoveLandmarkRequest", "Preview",
            "PreviewRequest", "ProposalView", "ProposeRequest", "RegionRow", "Scale", "ScanView", "SectionView",
            "SocketView", "Surface", "analysis_view", "download", "move_landmark", "preview", "propose", "scan_view",
            "section", "socket_view", "surface_of"]
@@ -369,3 +370,44 @@ def download(store: Store, reference: str, revision: int, name: str) -> Download
             data = out.read_bytes()
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", reference)  # the name goes into a header and a file system
     return Download(filename=f"{safe}-r{revision}-{name}", media_type=DOWNLOADS[name], data=data)
+
+
+class DiffView(Result):
+    """What changed from revision A to B (plan and spec lines, deviation by region), and A's rectified model
+    coloured by B's deviation from it (mm, + where B gives the limb more room)."""
+
+    changes: RevisionChanges
+    surface: Surface
+
+
+def diff_view(store: Store, reference: str, first: int, second: int) -> DiffView:
+    from socketcad.clinic.diff import diff_revisions
+
+    changes, deviation, skin = diff_revisions(store, reference, first, second)
+    return DiffView(changes=changes, surface=surface_of(skin, deviation, _signed_scale(
+        deviation, "mm", f"revision {second} - revision {first} (+ more room)")))
+
+
+class FollowUpView(Result):
+    """The newest follow-up: its date, volume change (%) and advice, and the baseline skin coloured by the change
+    (mm, + the limb grew; no value above the part compared)."""
+
+    date: str
+    volume_change_pct: float
+    advice: str
+    compared_below_mm: float
+    surface: Surface
+
+
+def followup_view(store: Store, reference: str) -> FollowUpView:
+    from socketcad.clinic.reporting import change_map, followup_material
+
+    found = followup_material(store, reference)
+    if not found:
+        raise InputError(f"case {reference!r} has no follow-up yet: compare a later scan first")
+    newest = found[-1]
+    change = change_map(newest.baseline, newest.later, newest.comparison)
+    return FollowUpView(date=newest.date, volume_change_pct=newest.comparison.volume_change_pct,
+                        advice=newest.comparison.advice, compared_below_mm=newest.comparison.compared_below_mm,
+                        surface=surface_of(newest.baseline.skin, change,
+                                           _signed_scale(change, "mm", "change since the baseline (+ grew)")))

@@ -288,10 +288,15 @@ def create_app(store: Store, jobs: Jobs | None = None, *, secure_cookies: bool =
         request = ops.DeliverRequest(**_fields(body, reference=reference, revision=revision))
         return ops.deliver(store, request, who.username)
 
-    @app.get("/api/cases/{reference}/diff", response_model=ops.RevisionDiff)
+    @app.get("/api/cases/{reference}/diff", response_model=ops.DiffView)
     def revision_diff(reference: str, first: int, second: int, who: ops.Account = Depends(account)):
         case(who, reference, "read")
-        return ops.diff(store, ops.DiffRequest(reference=reference, first=first, second=second))
+        return ops.diff_view(store, reference, first, second)
+
+    @app.get("/api/cases/{reference}/followups/newest", response_model=ops.FollowUpView)
+    def followup_show(reference: str, who: ops.Account = Depends(account)):
+        case(who, reference, "read")
+        return ops.followup_view(store, reference)
 
     @app.post("/api/cases/{reference}/followups", response_model=ops.FollowUpSaved)
     def followup_new(reference: str, file: UploadFile = File(...), socks_ply: int = Form(0), units: str = Form(""),
