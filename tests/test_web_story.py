@@ -256,6 +256,14 @@ def test_seven_steps_in_the_browser(clinic, tmp_path):
         assert analysis.revision_id == revision.id and analysis.body_mass_kg == 78 and analysis.created_by == USER
         pixel_test(page)
         shot("5-analysis")
+        # the report of the revision (its pictures and the analysis), offered as a download from the socket page
+        page.click("nav a:has-text('4 Socket')")
+        link = page.locator(".downloads a:has-text('report (PDF)')")
+        link.wait_for()
+        with page.expect_download(timeout=120_000) as download:
+            link.click()
+        pdf = Path(download.value.path()).read_bytes()
+        assert pdf[:5] == b"%PDF-" and download.value.suggested_filename == f"{REFERENCE}-r{revision.id}-report.pdf"
 
         # 5. fitting: feedback by clicking the limb, an adjustment that makes revision 2
         page.click("nav a:has-text('5 Fitting')")

@@ -278,8 +278,33 @@ const STEP_PAGES = {
       const kept = await attempt(() => api('POST', `/cases/${encodeURIComponent(history.reference)}/scans`, new FormData(form), true));
       if (kept) { say(`scan ${kept.id} kept (units ${kept.units})`, 'ok'); location.hash = `#/case/${encodeURIComponent(history.reference)}/landmarks`; }
     });
+    // Tape measures: the library's tape format (anatomy.tape), sent as a tape.json upload with method tape.
+    const lists = (text) => text.split(/[,\s]+/).filter(Boolean).map(Number);
+    const tape = el('form', { class: 'panel', 'aria-label': 'tape measures' },
+      el('h2', {}, 'Or tape measures'),
+      field('Reference level', select('reference', history.level === 'transtibial' ? ['mpt'] : ['ischial_tuberosity', 'perineum'], history.level === 'transtibial' ? 'mpt' : 'ischial_tuberosity')),
+      field('Residual length (mm)', el('input', { type: 'number', name: 'residual_length_mm', min: 20, max: 1000, step: 1, required: true })),
+      field('Interval (mm)', el('input', { type: 'number', name: 'interval_mm', min: 2, max: 100, step: 1, value: 30, required: true })),
+      field('Circumferences (mm), from the reference down', el('input', { name: 'circumferences_mm', required: true, placeholder: '365, 340, 310, 280, 250, 220' })),
+      field('A-P widths (mm), optional', el('input', { name: 'ap_width_mm', placeholder: 'one, or one per circumference' })),
+      field('M-L widths (mm), optional', el('input', { name: 'ml_width_mm' })),
+      field('Distal end', select('distal_shape', ['round', 'conical', 'square'], 'round')),
+      el('button', { type: 'submit' }, 'Keep the tape measures'));
+    tape.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const data = Object.fromEntries(new FormData(tape));
+      const measures = { schema_version: 1, level: history.level, side: history.side, reference: data.reference,
+        residual_length_mm: Number(data.residual_length_mm), interval_mm: Number(data.interval_mm),
+        circumferences_mm: lists(data.circumferences_mm), distal_shape: data.distal_shape };
+      for (const key of ['ap_width_mm', 'ml_width_mm']) if (data[key].trim()) { const v = lists(data[key]); measures[key] = v.length === 1 ? v[0] : v; }
+      const upload = new FormData();
+      upload.append('file', new Blob([JSON.stringify(measures)], { type: 'application/json' }), 'tape.json');
+      upload.append('method', 'tape');
+      const kept = await attempt(() => api('POST', `/cases/${encodeURIComponent(history.reference)}/scans`, upload, true));
+      if (kept) { say(`tape measures kept as scan ${kept.id}`, 'ok'); location.hash = `#/case/${encodeURIComponent(history.reference)}/landmarks`; }
+    });
     const list = el('ul', {}, history.scans.map((s) => el('li', {}, `scan ${s.id}: ${s.filename} (${s.method}, ${s.units ?? 'detected'}) ${s.created_at.slice(0, 16)}`)));
-    return el('div', {}, form, el('h3', {}, 'Scans'), list);
+    return el('div', { class: 'columns' }, form, tape, el('div', { class: 'panel' }, el('h3', {}, 'Scans'), list));
   },
 
   async landmarks(history) {

@@ -149,12 +149,15 @@ def clinic_case_ids(db: Session, clinic_id: int) -> set[int]:
     return set(db.scalars(select(Case.id).where(Case.clinic_id == clinic_id)))
 
 
-def case_access(store: Store, account: Account, reference: str, permission: str) -> None:
-    """Refuse unless ``account``'s role permits ``permission`` and the case is one of its clinic's. A case of
-    another clinic is answered as a missing one: its reference is not confirmed to exist."""
+def case_access(store: Store, account: Account, reference: str, permission: str, revision: int | None = None) -> None:
+    """Refuse unless ``account``'s role permits ``permission`` and the case is one of its clinic's (and
+    ``revision``, if given, one of the case's). A case of another clinic is answered as a missing one: its
+    reference is not confirmed to exist."""
     if not permits(account.role, permission):
         raise AccessError(f"a {account.role} may not {permission} case records")
     with store.transaction() as db:
-        clinic_id = db.scalar(select(Case.clinic_id).where(Case.reference == reference))
-    if clinic_id != account.clinic_id:
-        raise UnknownError(f"no case {reference!r} in clinic {account.clinic!r}")
+        case = db.scalar(select(Case).where(Case.reference == reference))
+        if case is None or case.clinic_id != account.clinic_id:
+            raise UnknownError(f"no case {reference!r} in clinic {account.clinic!r}")
+        if revision is not None and revision not in {r.id for r in case.revisions}:
+            raise UnknownError(f"revision {revision} is not a revision of case {reference!r}")

@@ -65,11 +65,12 @@ def end_session(store: Store, token: str) -> None:
     end(store, token)
 
 
-def case_access(store: Store, account: Account, reference: str, permission: str) -> None:
-    """AccessError unless the role permits ``permission``; UnknownError unless the case is the account's clinic's."""
+def case_access(store: Store, account: Account, reference: str, permission: str, revision: int | None = None) -> None:
+    """AccessError unless the role permits ``permission``; UnknownError unless the case is the account's clinic's
+    (and ``revision`` one of its revisions)."""
     from socketcad.clinic.users import case_access as check
 
-    check(store, account, reference, permission)
+    check(store, account, reference, permission, revision)
 
 
 class DemoClinic(Result):

@@ -112,8 +112,8 @@ def create_app(store: Store, jobs: Jobs | None = None, *, secure_cookies: bool =
             raise Refused(403, f"the request lacks this session's CSRF token (header {CSRF_HEADER}): reload the page")
         return who
 
-    def case(who: ops.Account, reference: str, permission: str) -> None:
-        ops.case_access(store, who, reference, permission)
+    def case(who: ops.Account, reference: str, permission: str, revision: int | None = None) -> None:
+        ops.case_access(store, who, reference, permission, revision)
 
     # --- session ------------------------------------------------------------------------------------------------
 
@@ -230,19 +230,19 @@ def create_app(store: Store, jobs: Jobs | None = None, *, secure_cookies: bool =
 
     @app.get("/api/cases/{reference}/revisions/{revision}/socket", response_model=ops.SocketView)
     def socket_show(reference: str, revision: int, who: ops.Account = Depends(account)):
-        case(who, reference, "read")
+        case(who, reference, "read", revision)
         return ops.socket_view(store, reference, revision)
 
     @app.get("/api/cases/{reference}/revisions/{revision}/files/{name}")
     def revision_file(reference: str, revision: int, name: str, who: ops.Account = Depends(account)):
-        case(who, reference, "read")
+        case(who, reference, "read", revision)
         found = ops.download(store, reference, revision, name)
         return Response(found.data, media_type=found.media_type,
                         headers={"content-disposition": f'attachment; filename="{found.filename}"'})
 
     @app.get("/api/cases/{reference}/revisions/{revision}/report.{kind}")
     def revision_report(reference: str, revision: int, kind: str, who: ops.Account = Depends(account)):
-        case(who, reference, "read")
+        case(who, reference, "read", revision)
         if kind not in ("html", "pdf"):
             raise UnknownError(f"report.{kind[:10]}: the report is report.html or report.pdf")
         with tempfile.TemporaryDirectory(prefix="socketcad-report-") as folder:
@@ -256,7 +256,7 @@ def create_app(store: Store, jobs: Jobs | None = None, *, secure_cookies: bool =
 
     @app.post("/api/cases/{reference}/revisions/{revision}/analysis", response_model=JobState)
     def analysis_new(reference: str, revision: int, body: dict[str, Any], who: ops.Account = Depends(writer)):
-        case(who, reference, "write")
+        case(who, reference, "write", revision)
         fields = _fields(body, reference=reference, revision=revision, mesh_cache=mesh_cache)
         request = ops.AnalyseRevisionRequest(**fields)
         return jobs.submit("analyse_revision", request.model_dump(mode="json"), who.username, who.clinic_id,
@@ -265,26 +265,26 @@ def create_app(store: Store, jobs: Jobs | None = None, *, secure_cookies: bool =
     @app.get("/api/cases/{reference}/revisions/{revision}/analysis", response_model=ops.AnalysisView)
     def analysis_show(reference: str, revision: int, load_case: str | None = None, map: str = "pressure",
                       who: ops.Account = Depends(account)):
-        case(who, reference, "read")
+        case(who, reference, "read", revision)
         if map not in ("pressure", "shear"):
             raise InputError(f"map {map[:20]!r}: pressure or shear")
         return ops.analysis_view(store, reference, revision, load_case, map)
 
     @app.post("/api/cases/{reference}/revisions/{revision}/fittings", response_model=JobState)
     def fitting_new(reference: str, revision: int, body: dict[str, Any], who: ops.Account = Depends(writer)):
-        case(who, reference, "write")
+        case(who, reference, "write", revision)
         request = ops.FitRequest(**_fields(body, reference=reference, revision=revision))
         return jobs.submit("fit", request.model_dump(mode="json"), who.username, who.clinic_id, reference).view()
 
     @app.post("/api/cases/{reference}/revisions/{revision}/fabrications", response_model=ops.FabricationSaved)
     def fabrication_new(reference: str, revision: int, body: dict[str, Any], who: ops.Account = Depends(writer)):
-        case(who, reference, "fabricate")
+        case(who, reference, "fabricate", revision)
         request = ops.FabricateRequest(**_fields(body, reference=reference, revision=revision))
         return ops.fabricate(store, request, who.username)
 
     @app.post("/api/cases/{reference}/revisions/{revision}/deliveries", response_model=ops.DeliverySaved)
     def delivery_new(reference: str, revision: int, body: dict[str, Any], who: ops.Account = Depends(writer)):
-        case(who, reference, "write")
+        case(who, reference, "write", revision)
         request = ops.DeliverRequest(**_fields(body, reference=reference, revision=revision))
         return ops.deliver(store, request, who.username)
 
