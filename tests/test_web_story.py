@@ -211,6 +211,13 @@ def test_seven_steps_in_the_browser(clinic, tmp_path):
         (move,) = records(store, models.LandmarkMove)
         assert move.name == "tibial_tuberosity" and move.created_by == USER
         assert before[2] - move.point_mm[2] > 3.0, (before, move.point_mm)  # it went distally
+        # or typed (the keyboard's way): the fibular head 4 mm up, snapped to the skin
+        z_input = page.locator("input[aria-label='fibular_head z mm']")
+        z_input.fill(str(round(located["fibular_head"].point_mm[2] + 4.0, 1)))
+        page.locator("tr:has(input[aria-label='fibular_head z mm']) button").click()
+        wait_status(page, "fibular_head placed")
+        typed = records(store, models.LandmarkMove)[-1]
+        assert typed.name == "fibular_head" and abs(typed.point_mm[2] - located["fibular_head"].point_mm[2] - 4.0) < 2.0
         page.fill("#section-level", "80")
         page.dispatch_event("#section-level", "input")
         page.wait_for_function("() => document.querySelector('#section-readout').textContent.includes('circumference')")
@@ -228,6 +235,11 @@ def test_seven_steps_in_the_browser(clinic, tmp_path):
         page.wait_for_function("() => JSON.parse(localStorage.getItem(Object.keys(localStorage).find(k => k.endsWith(':plan'))))"
                                ".modifications.some(m => m.label === 'fibular head relief' && m.depth_mm === 4)")
         page.wait_for_function("() => document.querySelector('#rectification-summary').textContent.includes('deviation')")
+        # the browser closed mid-edit loses nothing: the draft comes back
+        page.reload()
+        page.locator("input[aria-label='fibular head relief depth_mm']").wait_for()
+        page.wait_for_function("() => document.querySelector(\"input[aria-label='fibular head relief depth_mm']\").value === '4'")
+        page.wait_for_function("() => document.querySelector('#rectification-summary').textContent.includes('deviation')")
         time.sleep(1.0)
         shot("3-rectification")
         page.click("button:has-text('Use this plan for the socket')")
@@ -241,7 +253,8 @@ def test_seven_steps_in_the_browser(clinic, tmp_path):
         (revision,) = records(store, models.Revision)
         relief_row = next(m for m in revision.plan["modifications"] if m.get("label") == "fibular head relief")
         assert relief_row["depth_mm"] == 4 and revision.created_by == USER
-        assert revision.plan["landmarks"]["tibial_tuberosity"] == pytest.approx(move.point_mm)  # the placed landmark
+        assert revision.plan["landmarks"]["tibial_tuberosity"] == pytest.approx(move.point_mm)  # the placed landmarks
+        assert revision.plan["landmarks"]["fibular_head"] == pytest.approx(typed.point_mm)
         page.wait_for_selector(".downloads a[href$='socket.stl']")
         shot("4-socket")
 

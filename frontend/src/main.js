@@ -314,9 +314,19 @@ const STEP_PAGES = {
     const table = el('tbody');
     const readout = el('output', { id: 'section-readout' }, '');
     const slider = el('input', { type: 'range', id: 'section-level', min: 5, max: 300, step: 1, value: 60, 'aria-label': 'section height above the distal end, mm' });
+    const place = async (name, point) => {
+      const moved = await attempt(() => api('POST', `/cases/${encodeURIComponent(history.reference)}/scans/${scanId}/landmarks`, { name, point_mm: point }),
+        `${name} placed`);
+      if (moved) showLandmarks(moved.landmarks);
+    };
+    // Each landmark's coordinates can be typed too (keyboard): the point is snapped to the skin by the library.
     const showLandmarks = (landmarks) => {
-      table.replaceChildren(...landmarks.map((l) => el('tr', { class: l.placed ? 'placed' : '' }, el('td', {}, l.name),
-        el('td', {}, l.point_mm.map((x) => num(x)).join(', ')), el('td', {}, l.placed ? 'placed by hand' : l.how.slice(0, 60)))));
+      table.replaceChildren(...landmarks.map((l) => {
+        const inputs = l.point_mm.map((x, i) => el('input', { type: 'number', step: 0.5, value: num(x), 'aria-label': `${l.name} ${'xyz'[i]} mm` }));
+        const button = el('button', { type: 'button', onclick: () => place(l.name, inputs.map((i) => Number(i.value))) }, 'Place');
+        return el('tr', { class: l.placed ? 'placed' : '' }, el('td', {}, l.name), el('td', { class: 'xyz' }, inputs, button),
+          el('td', {}, l.placed ? 'placed by hand' : l.how.slice(0, 60)));
+      }));
       viewer.setLandmarks(landmarks.map((l) => ({ name: l.name, point_mm: l.point_mm })), { editable: true });
     };
     let timer = null;
@@ -336,14 +346,10 @@ const STEP_PAGES = {
       slider.max = Math.floor(view.length_mm - 1);
       showLandmarks(view.landmarks);
       if (view.notes.some((n) => n.includes('ANTERIOR UNKNOWN') || n.includes('anterior: unknown'))) say('anterior unknown: give the anterior direction with the scan', 'error');
-      v.onLandmarkMoved = async (name, point) => {
-        const moved = await attempt(() => api('POST', `/cases/${encodeURIComponent(history.reference)}/scans/${scanId}/landmarks`, { name, point_mm: point }),
-          `${name} placed`);
-        if (moved) showLandmarks(moved.landmarks);
-      };
+      v.onLandmarkMoved = place;
     });
     return el('div', { class: 'split' },
-      el('div', { class: 'panel' }, el('h2', {}, 'Landmarks'), el('p', {}, 'Drag a landmark on the limb to move it; it is kept for the designs of this scan.'),
+      el('div', { class: 'panel' }, el('h2', {}, 'Landmarks'), el('p', {}, 'Drag a landmark on the limb, or type its x, y, z (limb frame, mm) and Place: it is snapped to the skin and kept for the designs of this scan.'),
         el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Landmark'), el('th', {}, 'x, y, z (mm)'), el('th', {}, 'How'))), table),
         el('h3', {}, 'Section'), slider, readout),
       el('div', {}, viewButtons(), panel.box));
@@ -552,6 +558,21 @@ const STEP_PAGES = {
       el('h3', {}, 'Adjustments (make a child revision)'), adjustments,
       el('button', { type: 'button', onclick: addAdjustment }, 'Add adjustment'),
       el('button', { type: 'submit' }, 'Record fitting'), bar);
+    const readFitting = () => ({ comfort: form.elements.comfort.value, gait: form.elements.gait.value,
+      feedback: [...feedback.children].map((row) => [row.querySelector('select').value, row.querySelector('input').value]),
+      adjustments: [...adjustments.children].map((row) => [...row.querySelectorAll('select, input')].map((i) => i.value)) });
+    form.addEventListener('input', () => drafts.set(reference, 'fitting', readFitting()));
+    form.addEventListener('change', () => drafts.set(reference, 'fitting', readFitting()));
+    const draft = drafts.get(reference, 'fitting');
+    if (draft) {
+      form.elements.comfort.value = draft.comfort;
+      form.elements.gait.value = draft.gait;
+      for (const [area, text] of draft.feedback) addFeedback(area, text);
+      for (const values of draft.adjustments) {
+        addAdjustment();
+        [...adjustments.lastChild.querySelectorAll('select, input')].forEach((input, i) => { input.value = values[i]; });
+      }
+    }
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
       const notes = Object.fromEntries([...feedback.children].map((row) => [row.querySelector('select').value, row.querySelector('input').value]).filter(([, t]) => t));
@@ -566,6 +587,7 @@ const STEP_PAGES = {
       const progress = progressBar(adjust.length ? 'building the adjusted socket' : 'recording');
       bar.replaceChildren(progress);
       const saved = await attempt(() => followJob(job, progress), 'fitting recorded');
+      if (saved) drafts.drop(reference, 'fitting');
       if (saved) say(saved.child ? `fitting recorded: revision ${saved.child.id} made (child of ${saved.revision})` : 'fitting recorded', 'ok');
       if (saved && location.hash.endsWith('/fitting')) await renderKeepingStatus();  // the revision tree, with the new one
     });
@@ -597,6 +619,7 @@ const STEP_PAGES = {
           if (d < distance) { distance = d; best = l.name; }
         }
         addFeedback(areas.includes(best) ? best : 'general');
+        drafts.set(reference, 'fitting', readFitting());
         say(`feedback row added for ${best}`);
       };
     });
