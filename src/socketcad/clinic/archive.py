@@ -23,6 +23,7 @@ from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, select
 from sqlalchemy.exc import IntegrityError
 
 from socketcad import __version__
+from socketcad.anatomy.landmarks import MAX_COORDINATE_MM, known_landmarks
 from socketcad.biomech.analysis import check_analysis_inputs
 from socketcad.biomech.interface import InterfaceSummary
 from socketcad.clinic.cases import METHODS, audit, check_case, check_length, find_case, utc
@@ -30,7 +31,7 @@ from socketcad.clinic.files import HASH_LENGTH
 from socketcad.clinic.fitting import Adjustment, check_feedback, parse_adjustment
 from socketcad.clinic.followup import ADVICE
 from socketcad.clinic.models import (Analysis, AuditEvent, Case, Delivery, Evaluation, Fabrication, Fitting, FollowUp,
-                                     Revision, Scan)
+                                     LandmarkMove, Revision, Scan)
 from socketcad.clinic.records import CHECKLIST, STAGES, evaluation_form
 from socketcad.clinic.store import Store
 from socketcad.design.components import load_catalogue
@@ -44,7 +45,8 @@ FORMAT = "socketcad-case"
 VERSION = 1
 # Record kinds in the order they are inserted (each refers only to kinds before it, or to itself).
 KINDS = {"scans": Scan, "revisions": Revision, "evaluations": Evaluation, "fabrications": Fabrication,
-         "fittings": Fitting, "deliveries": Delivery, "followups": FollowUp, "analyses": Analysis}
+         "fittings": Fitting, "deliveries": Delivery, "followups": FollowUp, "analyses": Analysis,
+         "landmark_moves": LandmarkMove}
 # Columns that name another record: column -> the kind it names.
 REFERENCES = {"scan_id": "scans", "baseline_scan_id": "scans", "revision_id": "revisions", "parent_id": "revisions",
               "child_revision_id": "revisions"}
@@ -52,7 +54,7 @@ FILE_COLUMNS = ("file_hash", "socket_hash", "sheet_hash", "maps_hash")
 # Nullable columns added after version 1 archives were first written: absent in an archive means null.
 LATER_COLUMNS = {"scans": ("anterior",)}
 # Kinds added after version 1 archives were first written: absent in an archive means none.
-LATER_KINDS = ("analyses",)
+LATER_KINDS = ("analyses", "landmark_moves")
 # Limits of an archive, far above a real case (a manifest of a few hundred KB, a few scans and sockets of at
 # most a few hundred MB): a member is at most as large as the largest mesh file socketcad reads.
 MAX_MEMBER_BYTES = io.MESH_FILE_MAX_BYTES  # 1 GiB
@@ -468,9 +470,19 @@ def _analysis(row: dict, level: str) -> None:
     row["summary"] = summary.model_dump(mode="json")
 
 
+def _landmark_move(row: dict, level: str) -> None:
+    if row["name"] not in known_landmarks(level):
+        raise InputError(f"landmark {_shown(row['name'])} is not a {level} landmark")
+    point = row["point_mm"]
+    if not isinstance(point, list) or len(point) != 3 or not all(
+            type(v) in (int, float) and math.isfinite(v) and abs(v) <= MAX_COORDINATE_MM for v in point):
+        raise InputError(f"point_mm is not three finite numbers within +/-{MAX_COORDINATE_MM:g} mm")
+
+
 RULES: dict[str, Callable[[dict, str], None]] = {
     "scans": _scan, "revisions": _revision, "evaluations": _evaluation, "fabrications": _fabrication,
-    "fittings": _fitting, "deliveries": _delivery, "followups": _followup, "analyses": _analysis}
+    "fittings": _fitting, "deliveries": _delivery, "followups": _followup, "analyses": _analysis,
+    "landmark_moves": _landmark_move}
 
 
 def _row(record) -> dict:
