@@ -231,7 +231,13 @@ def test_seven_steps_in_the_browser(clinic, tmp_path):
         page.click("button:has-text('Start from template')")
         relief = page.locator("input[aria-label='fibular head relief depth_mm']")
         relief.wait_for()
-        relief.fill("4")
+        page.wait_for_function("() => document.querySelector('#rectification-summary').textContent.includes('deviation')")
+        # its handle on the limb, clicked, selects the row; the depth typed there
+        page.click("button:has-text('lateral')")
+        time.sleep(0.5)
+        page.mouse.click(*on_screen(page, typed.point_mm))
+        page.wait_for_function("() => document.activeElement.getAttribute('aria-label') === 'fibular head relief depth_mm'")
+        page.keyboard.type("4")
         page.wait_for_function("() => JSON.parse(localStorage.getItem(Object.keys(localStorage).find(k => k.endsWith(':plan'))))"
                                ".modifications.some(m => m.label === 'fibular head relief' && m.depth_mm === 4)")
         page.wait_for_function("() => document.querySelector('#rectification-summary').textContent.includes('deviation')")

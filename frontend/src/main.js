@@ -403,6 +403,17 @@ const STEP_PAGES = {
       const v = panel.make();
       const { view } = await scanSurface(history, history.scans.at(-1).id);
       landmarkPoints = Object.fromEntries(view.landmarks.map((l) => [l.name, l.point_mm]));
+      // a click on a modification's handle (or near it, 25 mm) selects its row: depth, width, height, falloff
+      v.onPick = (point) => {
+        let best = -1, distance = 25;
+        plan?.modifications.forEach((m, index) => {
+          const at = m.region && landmarkPoints[m.region.landmark];
+          const d = at ? Math.hypot(...at.map((x, i) => x - point[i])) : Infinity;
+          if (d < distance) { distance = d; best = index; }
+        });
+        const input = rows.querySelector(`input[data-row="${best}"]`);
+        if (input) { input.focus(); input.select(); say(`${plan.modifications[best].label ?? plan.modifications[best].kind}: edit its depth and size`); }
+      };
       v.view('anterior');
       await run(plan ? { plan } : { template: template.value });
     });
@@ -411,7 +422,7 @@ const STEP_PAGES = {
     return el('div', { class: 'split' },
       el('div', { class: 'panel' }, el('h2', {}, 'Rectification'), field('Template', template), start,
         el('table', { id: 'modifications' }, el('thead', {}, el('tr', {}, ['Kind', 'Label', 'Landmark', 'Depth mm', 'Width mm', 'Height mm', 'Falloff mm'].map((h) => el('th', {}, h)))), rows),
-        summary, el('p', {}, 'Blue: the model pushed in (load); red: built out (relief). The edits are kept in this browser until the socket is built.'), save),
+        summary, el('p', {}, 'Blue: the model pushed in (load); red: built out (relief). Click a handle on the limb to edit its row. The edits are kept in this browser until the socket is built.'), save),
       el('div', {}, viewButtons(), panel.box));
   },
 
