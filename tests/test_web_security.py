@@ -514,9 +514,16 @@ UGLY_NAMES = [b"../../etc/passwd.stl", b"..\\\\..\\\\x.stl", b"..\\..\\x.stl", b
 
 
 @pytest.mark.parametrize("filename", UGLY_NAMES, ids=[repr(n)[2:-1][:24] for n in UGLY_NAMES])
-def test_an_upload_names_no_file_outside_the_store(world, filename):
+def test_an_upload_names_no_file_outside_the_store(world, filename, tmp_path, monkeypatch):
     store_folder = world.store.data_folder
-    tmp_root = Path(tempfile.gettempdir())
+    # this process's temporary files (the upload's folder) go to a folder of this test's own: other tests,
+    # on the other worker, make and remove theirs in the shared one meanwhile
+    tmp_root = tmp_path / "tmp"
+    tmp_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_root))
+    targets = [Path("/etc/passwd.stl"), Path("/x.stl"), Path("/tmp/x.stl"), Path("/tmp/passwd.stl"),
+               Path.cwd() / "x.stl", store_folder.parent / "x.stl", tmp_path / "x.stl"]
+    existing = {target for target in targets if target.exists()}
     temp_before = set(os.listdir(tmp_root))
     store_before = files_under(store_folder)
     before = counts(world)
@@ -529,9 +536,9 @@ def test_an_upload_names_no_file_outside_the_store(world, filename):
     # nothing new in the store but its own files, nothing left in the temporary folder, no passwd.stl anywhere
     new = files_under(store_folder) - store_before
     assert all(p.parts[0] == "objects" or p.name.startswith("socketcad.db") for p in new), new
-    assert not [n for n in set(os.listdir(tmp_root)) - temp_before if n.startswith("socketcad")]
-    assert not Path("/etc/passwd.stl").exists() and not (Path.cwd() / "x.stl").exists()
-    stray = [p for p in world.folder.parent.rglob("*") if "passwd" in p.name or p.name.endswith("x.stl")]
+    assert set(os.listdir(tmp_root)) == temp_before
+    assert {target for target in targets if target.exists()} == existing
+    stray = [p for p in tmp_path.rglob("*") if "passwd" in p.name or p.name.endswith("x.stl")]
     assert not stray, stray
 
 

@@ -283,14 +283,22 @@ def test_seven_steps_in_the_browser(clinic, tmp_path):
             link.click()
         pdf = Path(download.value.path()).read_bytes()
         assert pdf[:5] == b"%PDF-" and download.value.suggested_filename == f"{REFERENCE}-r{revision.id}-report.pdf"
+        # 4. the trimline raised 10 mm at its first point: the build makes a child revision with that spec
+        raise_input = page.locator("input[aria-label^='trimline']").first
+        point = raise_input.get_attribute("aria-label").split()[1]
+        raise_input.fill("10")
+        page.click("form[aria-label=socket] button[type=submit]")
+        page.wait_for_function("() => document.querySelector('.downloads h3').textContent.startsWith('Revision 2')",
+                               timeout=180_000)
+        trimmed = records(store, models.Revision)[-1]
+        assert trimmed.parent_id == revision.id and trimmed.spec["trim_offsets_mm"] == {point: 10.0}
 
         # 5. fitting: feedback by clicking the limb, an adjustment that makes revision 2
         page.click("nav a:has-text('5 Fitting')")
         page.wait_for_function("() => window.socketcadViewer && window.socketcadViewer.mesh")
-        fibula = np.array(located["fibular_head"].point_mm)
         page.click("button:has-text('lateral')")
         time.sleep(0.5)
-        page.mouse.click(*on_screen(page, fibula))
+        page.mouse.click(*on_screen(page, typed.point_mm))  # where the fibular head was placed
         page.wait_for_selector("#feedback .row")
         page.locator("#feedback .row input").first.fill("pressure after 10 minutes")
         page.click("button:has-text('Add adjustment')")
@@ -302,7 +310,7 @@ def test_seven_steps_in_the_browser(clinic, tmp_path):
         (fitting,) = records(store, models.Fitting)
         assert fitting.child_revision_id is not None and fitting.created_by == USER
         assert list(fitting.feedback) == ["fibular_head"]  # the region clicked on the limb
-        assert len(records(store, models.Revision)) == 2
+        assert fitting.revision_id == trimmed.id and len(records(store, models.Revision)) == 3
         # the revision tree, and the diff of 1 -> 2 with its deviation map on the model
         page.wait_for_selector("#revision-tree li:has-text('child of')")
         page.select_option("select[name=first]", str(revision.id))

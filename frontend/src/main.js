@@ -36,7 +36,8 @@ function say(message, kind = 'info') {
   statusLine.className = kind;
 }
 
-let renderTicket = 0;  // the newest render: an older one still waiting for the server is dropped
+let renderTicket = 0;
+let shownStep = null;  // the newest render: an older one still waiting for the server is dropped
 
 // After the page is in the document (a viewer measures its box when made); not if another page came since.
 function later(action) {
@@ -363,7 +364,6 @@ const STEP_PAGES = {
     const summary = el('div', { class: 'summary', id: 'rectification-summary' });
     const rows = el('tbody');
     let plan = drafts.get(reference, 'plan');
-    let first = true;
     let pending = null;
     const template = select('template', templates, templates.includes('tsb') ? 'tsb' : templates[0]);
     const EDITABLE = ['depth_mm', 'width_mm', 'height_mm', 'falloff_mm'];
@@ -371,9 +371,10 @@ const STEP_PAGES = {
     async function show(result) {
       plan = result.plan;
       drafts.set(reference, 'plan', plan);
-      summary.textContent = `volume ${num(result.volume_before_cm3, 0)} -> ${num(result.volume_after_cm3, 0)} cm3 (${num(result.volume_change_pct)} %), deviation ${num(result.deviation_min_mm)} to +${num(result.deviation_max_mm)} mm`;
-      if (first) { viewer.setSurface(decodeSurface(result.surface)); first = false; } else viewer.setSurface(decodeSurface(result.surface));
-      viewer.setMarkers(result.modifications.filter((m) => m.landmark).map((m) => ({ name: m.label, point_mm: markerPoint(m.landmark), colour: m.kind === 'push' ? '#1d4ed8' : '#dc2626' })));
+      const r = result.rectified;
+      summary.textContent = `volume ${num(r.volume_before_cm3, 0)} -> ${num(r.volume_after_cm3, 0)} cm3 (${num(r.volume_change_pct)} %), deviation ${num(r.deviation_min_mm)} to +${num(r.deviation_max_mm)} mm`;
+      viewer.setSurface(decodeSurface(result.surface));
+      viewer.setMarkers(r.modifications.filter((m) => m.landmark).map((m) => ({ name: m.label, point_mm: markerPoint(m.landmark), colour: m.kind === 'push' ? '#1d4ed8' : '#dc2626' })));
       rows.replaceChildren(...plan.modifications.map((m, index) => el('tr', {},
         el('td', {}, m.kind), el('td', {}, m.label ?? ''), el('td', {}, m.region?.landmark ?? ''),
         EDITABLE.map((key) => {
@@ -434,6 +435,7 @@ const STEP_PAGES = {
     const bar = el('div');
     const files = el('div', { class: 'downloads' });
     const trim = el('tbody');
+    let shownRevision = null;
     const form = el('form', { class: 'panel', 'aria-label': 'socket' },
       el('h2', {}, 'Test socket'),
       el('p', {}, plan ? `Plan: ${plan.name} with ${plan.modifications.length} modifications (from the rectification step)` : 'No plan drafted: the socket type\'s template is used.'),
@@ -463,6 +465,12 @@ const STEP_PAGES = {
       const v = viewer ?? panel.make();
       v.setSurface(decodeSurface(view.surface));
       v.setMarkers(view.sheet.openings?.filter((o) => o.start_mm).map((o) => ({ name: o.name, point_mm: o.start_mm, colour: '#7c3aed' })) ?? []);
+      // the form starts from this revision's components: a change (a trimline raise) keeps the rest
+      for (const [key, value] of [['socket_type', view.sheet.socket_type], ['liner', view.sheet.liner.id], ['closure', view.sheet.closure.id],
+        ['adapter', view.sheet.adapter.id], ['material', view.sheet.material.id], ['stage', view.sheet.stage]]) {
+        if ([...form.elements[key].options].some((o) => o.value === value)) form.elements[key].value = value;
+      }
+      shownRevision = revision;
       const base = `/api/cases/${encodeURIComponent(reference)}/revisions/${revision}`;
       files.replaceChildren(el('h3', {}, `Revision ${revision}: ${view.sheet.socket_type}, ${num(view.sheet.mass_g, 0)} g, wall ${num(view.sheet.wall_thickness_mm)} mm`),
         ...view.downloads.map((name) => el('a', { href: `${base}/files/${name}`, download: true }, name)),
@@ -477,9 +485,9 @@ const STEP_PAGES = {
       const offsets = Object.fromEntries([...trim.querySelectorAll('input')].map((i) => [i.name.slice(5), Number(i.value)]).filter(([, v]) => v !== 0));
       const spec = { socket_type: data.socket_type, liner: data.liner, closure: data.closure, material: data.material,
         stage: data.stage, ...(data.adapter ? { adapter: data.adapter } : {}), ...(Object.keys(offsets).length ? { trim_offsets_mm: offsets } : {}) };
-      const parent = history.revisions.at(-1)?.id;
-      const body = plan ? { plan, spec } : { template: data.socket_type, spec };
-      if (Object.keys(offsets).length && parent) body.parent = parent;
+      // a drafted plan; else a change of the revision shown (its plan kept, the spec as the form says); else the template
+      const body = plan ? { plan, spec } : shownRevision ? { parent: shownRevision, spec } : { template: data.socket_type, spec };
+      if (plan && shownRevision) body.parent = shownRevision;
       const job = await attempt(() => api('POST', `/cases/${encodeURIComponent(reference)}/revisions`, body));
       if (!job) return;
       const progress = progressBar('building');
@@ -744,6 +752,8 @@ async function render() {
     if (ticket !== renderTicket) return;
     if (viewer) { viewer.dispose(); viewer = null; }
     app.replaceChildren(page);
+    if (location.hash !== shownStep) window.scrollTo(0, 0);  // another step opens at its top; a refresh of one stays put
+    shownStep = location.hash;
   } catch (error) {
     if (ticket !== renderTicket) return;
     say(error.message, 'error');

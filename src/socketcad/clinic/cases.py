@@ -118,12 +118,12 @@ class Built:
     sheet: FabricationSheet
 
 
-def design(store: Store, reference: str, plan: RectificationPlan | dict | str, spec: SocketSpec | dict,
+def design(store: Store, reference: str, plan: RectificationPlan | dict | str | None, spec: SocketSpec | dict,
            scan_id: int | None = None, parent_id: int | None = None, note: str = "",
            also: Callable[[Session, Revision], None] | None = None, *, actor: str) -> Revision:
     """Build and save a design revision of the case: its scan (default: the newest), plan (or a template's
-    name: its plan for this limb is what is saved) and spec (its K-level, when not given, the newest
-    evaluation's). The socket is stored first, then the
+    name: its plan for this limb is what is saved; None: the parent's plan, a change of the spec only) and spec
+    (its K-level, when not given, the newest evaluation's). The socket is stored first, then the
     revision's record: a crash between leaves no record. ``also(db, revision)`` adds records that must be
     saved with the revision, in its transaction (a fitting that asked for it)."""
     check_length(note, 1000, "the note")
@@ -133,7 +133,10 @@ def design(store: Store, reference: str, plan: RectificationPlan | dict | str, s
             spec = {**spec, "k_level": int(case.evaluations[-1].k_level[1])}
         spec = spec if isinstance(spec, SocketSpec) else complete_spec(spec, case.level)
         if parent_id is not None:
-            revision_of(db, case, parent_id)
+            parent = revision_of(db, case, parent_id)
+            plan = parent.plan if plan is None else plan
+        if plan is None:
+            raise InputError("give the revision's plan or template, or its parent (whose plan it keeps)")
         scan = scan_of(db, case, scan_id)
         scan_bytes = store.files.get(scan.file_hash)
         scan_facts = facts_of(scan)

@@ -126,7 +126,7 @@ def evaluate(store: Store, request: EvaluateRequest, actor: str) -> EvaluationSa
 class DesignRequest(Request):
     reference: str
     template: Optional[str] = None  # its plan for this limb is what is saved
-    plan: Optional[PlanInput] = None  # or a plan
+    plan: Optional[PlanInput] = None  # or a plan [with a parent and neither: the parent's plan]
     spec_file: Optional[Path] = None
     spec: SpecFields = SpecFields()
     scan: Optional[int] = None  # scan id [the case's newest]
@@ -135,8 +135,10 @@ class DesignRequest(Request):
 
     @model_validator(mode="after")
     def _one_start(self):
-        if (self.template is None) == (self.plan is None):
-            raise ValueError("give one of `template` or `plan`")
+        if self.template is not None and self.plan is not None:
+            raise ValueError("give one of `template` or `plan`, not both")
+        if self.template is None and self.plan is None and self.parent is None:
+            raise ValueError("give one of `template` or `plan` (or a `parent` whose plan is kept)")
         return self
 
 
@@ -152,7 +154,7 @@ def save_design(store: Store, request: DesignRequest, actor: str, progress: Prog
     """Build and save a design revision of a case (immutable once saved; changes make child revisions)."""
     from socketcad.clinic.cases import design as save
 
-    plan = request.template if request.template is not None else plan_of(request.plan)
+    plan = request.template if request.template is not None else plan_of(request.plan)  # None: the parent's
     progress("building the socket")
     revision = save(store, request.reference, plan, request.spec.merged(request.spec_file, request.template),
                     request.scan, request.parent, request.note, actor=actor)

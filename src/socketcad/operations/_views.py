@@ -18,7 +18,7 @@ from socketcad.clinic.diff import RevisionChanges
 from socketcad.clinic.store import Store
 from socketcad.errors import InputError
 from socketcad.operations._common import Request, Result
-from socketcad.operations._design import ModificationRow, PlanInput, plan_of, rectified
+from socketcad.operations._design import PlanInput, Rectified, plan_of, rectified
 
 __all__ = ["AnalysisView", "DiffView", "Download", "FollowUpView", "diff_view", "followup_view", "LandmarkPoint", "LandmarkMoved", "MoveLandmarkRequest", "Preview",
            "PreviewRequest", "ProposalView", "ProposeRequest", "RegionRow", "Scale", "ScanView", "SectionView",
@@ -172,19 +172,13 @@ class PreviewRequest(Request):
 
 class Preview(Result):
     """A rectification of the case's scan, not saved: the plan (the template's, or as given, with the scan's
-    placed landmarks), volumes, the effect of each modification, and the rectified skin coloured by deviation
-    (mm, + outwards, a relief)."""
+    placed landmarks), the rectification's summary (volumes, deviation range, the effect of each modification),
+    and the rectified skin coloured by deviation (mm, + outwards, a relief)."""
 
     scan: int
     plan: dict
-    volume_before_cm3: float
-    volume_after_cm3: float
-    volume_change_pct: float
-    deviation_min_mm: float
-    deviation_max_mm: float
-    modifications: list[ModificationRow]
+    rectified: Rectified
     surface: Surface
-    validated: str
 
 
 def preview(store: Store, request: PreviewRequest) -> Preview:
@@ -210,14 +204,9 @@ def preview(store: Store, request: PreviewRequest) -> Preview:
     if plan.landmarks != read.placed:  # the plan's own placements: locate them (the kept limb has the scan's)
         limb = prepared_limb(limb, plan)
     result = apply_plan(limb, plan)
-    summary = rectified(result, [])
     deviation = np.asarray(result.deviation_mm)
-    return Preview(scan=read.scan_id, plan=plan.as_dict(), volume_before_cm3=summary.volume_before_cm3,
-                   volume_after_cm3=summary.volume_after_cm3, volume_change_pct=summary.volume_change_pct,
-                   deviation_min_mm=summary.deviation_min_mm, deviation_max_mm=summary.deviation_max_mm,
-                   modifications=summary.modifications,
-                   surface=surface_of(result.skin, deviation, _signed_scale(deviation, "mm", "deviation (+ relief)")),
-                   validated=summary.rectification_validated)
+    return Preview(scan=read.scan_id, plan=plan.as_dict(), rectified=rectified(result, []),
+                   surface=surface_of(result.skin, deviation, _signed_scale(deviation, "mm", "deviation (+ relief)")))
 
 
 class ProposeRequest(Request):
