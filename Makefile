@@ -65,8 +65,11 @@ serve: $(VENV)/.installed $(STATIC)
 # Two workers, one test file each at a time (module fixtures are built once): the suite is half
 # single-threaded work (CLI processes, meshing), so two processes on two cores finish sooner. Files
 # go out in collection order, slowest first (tests/conftest.py), not xdist's most-tests-first.
+# One OpenBLAS thread per worker: two workers on two cores, each with OpenBLAS's own threads, spin against each
+# other (test_interface_limb.py and test_realscan.py on two workers, the same session: 12:26 with OpenBLAS's
+# default threads, sys 6:56; 9:25 with one, sys 2:04).
 test: $(VENV)/.installed $(VENV)/.test-system $(STATIC)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
 # The tests marked slow (minutes each: the interface analysis of the bone-less scan's sockets).
 test-slow: $(VENV)/.installed $(VENV)/.test-system $(STATIC)

@@ -15,7 +15,7 @@ import pytest
 from socketcad import cli as socketcad_cli
 
 
-SLOWEST_FIRST = ("test_interface_limb.py", "test_realscan.py", "test_clinic_story.py", "test_clinic.py")
+SLOWEST_FIRST = ("test_interface_limb.py", "test_realscan.py", "test_web_story.py", "test_clinic_story.py", "test_clinic.py")
 
 
 def pytest_collection_modifyitems(items):

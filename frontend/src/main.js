@@ -429,7 +429,7 @@ const STEP_PAGES = {
 
   async socket(history) {
     const reference = history.reference;
-    const plan = drafts.get(reference, 'plan');
+    let plan = drafts.get(reference, 'plan');
     const panel = viewerPanel(history);
     const reasons = el('ul', { id: 'reasons' });
     const bar = el('div');
@@ -465,10 +465,9 @@ const STEP_PAGES = {
       const v = viewer ?? panel.make();
       v.setSurface(decodeSurface(view.surface));
       v.setMarkers(view.sheet.openings?.filter((o) => o.start_mm).map((o) => ({ name: o.name, point_mm: o.start_mm, colour: '#7c3aed' })) ?? []);
-      // the form starts from this revision's components: a change (a trimline raise) keeps the rest
-      for (const [key, value] of [['socket_type', view.sheet.socket_type], ['liner', view.sheet.liner.id], ['closure', view.sheet.closure.id],
-        ['adapter', view.sheet.adapter.id], ['material', view.sheet.material.id], ['stage', view.sheet.stage]]) {
-        if ([...form.elements[key].options].some((o) => o.value === value)) form.elements[key].value = value;
+      // the form starts from this revision's spec: a change (a trimline raise) keeps the rest
+      for (const key of ['socket_type', 'liner', 'closure', 'adapter', 'material', 'stage']) {
+        if ([...form.elements[key].options].some((o) => o.value === view.spec[key])) form.elements[key].value = view.spec[key];
       }
       shownRevision = revision;
       const base = `/api/cases/${encodeURIComponent(reference)}/revisions/${revision}`;
@@ -477,7 +476,7 @@ const STEP_PAGES = {
         el('a', { href: `${base}/report.html`, download: true }, 'report (HTML)'), el('a', { href: `${base}/report.pdf`, download: true }, 'report (PDF)'));
       trim.replaceChildren(...view.sheet.trimline.map((p) => el('tr', {}, el('td', {}, p.name), el('td', {}, p.landmark), el('td', {}, num(p.angle_deg, 0)),
         el('td', {}, num(p.offset_mm, 0)),
-        el('td', {}, el('input', { type: 'number', step: 1, min: -150, max: 150, name: `trim:${p.name}`, value: 0, 'aria-label': `trimline ${p.name} raise mm` })))));
+        el('td', {}, el('input', { type: 'number', step: 1, min: -150, max: 150, name: `trim:${p.name}`, value: view.spec.trim_offsets_mm?.[p.name] ?? 0, 'aria-label': `trimline ${p.name} raise mm` })))));
     }
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
@@ -493,7 +492,7 @@ const STEP_PAGES = {
       const progress = progressBar('building');
       bar.replaceChildren(progress);
       const saved = await attempt(() => followJob(job, progress), 'socket built and saved');
-      if (saved) { drafts.drop(reference, 'plan'); history.revisions.push({ id: saved.id }); await showSocket(saved.id); }
+      if (saved) { drafts.drop(reference, 'plan'); plan = null; history.revisions.push({ id: saved.id }); await showSocket(saved.id); }
     });
     later(async () => { panel.make(); if (history.revisions.length) await showSocket(history.revisions.at(-1).id); });
     return el('div', { class: 'split' }, el('div', {}, form,

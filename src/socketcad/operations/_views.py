@@ -252,19 +252,24 @@ def propose(store: Store, request: ProposeRequest) -> ProposalView:
 
 
 class SocketView(Result):
-    """A revision's socket as stored (limb frame, mm) and its fabrication sheet."""
+    """A revision's socket as stored (limb frame, mm), its spec (what a change of it starts from) and its
+    fabrication sheet."""
 
     revision: int
     surface: Surface
+    spec: dict
     sheet: dict
     downloads: list[str]
 
 
 def socket_view(store: Store, reference: str, revision: int) -> SocketView:
+    from socketcad.clinic.cases import find_case, revision_of
     from socketcad.clinic.reporting import revision_material
 
     material = revision_material(store, reference, revision)
-    return SocketView(revision=revision, surface=surface_of(material.socket),
+    with store.transaction() as db:
+        spec = dict(revision_of(db, find_case(db, reference), revision).spec)
+    return SocketView(revision=revision, surface=surface_of(material.socket), spec=spec,
                       sheet=material.sheet.model_dump(mode="json", exclude_none=True), downloads=list(DOWNLOADS))
 
 

@@ -148,14 +148,14 @@ def create_app(store: Store, jobs: Jobs | None = None, *, secure_cookies: bool =
     def options(who: ops.Account = Depends(account)):
         """What the forms offer: levels, sides, templates and landmarks by level, components, checklist."""
         from socketcad.anatomy.landmarks import known_landmarks
+        from socketcad.clinic.cases import LEVELS as levels, METHODS, SIDES
         from socketcad.clinic.fitting import FEEDBACK_AREAS
-        from socketcad.clinic.records import CHECKLIST
+        from socketcad.clinic.records import CHECKLIST, K_LEVELS
         from socketcad.design.templates import TEMPLATES
+        from socketcad.geometry.units import UNITS
 
         catalogue = ops.catalogue()
-        levels = ("transtibial", "transfemoral")
-        return {"levels": levels, "sides": ("left", "right"), "k_levels": ["K0", "K1", "K2", "K3", "K4"],
-                "units": ["mm", "cm", "m", "in"], "methods": ["scan", "cast", "tape"],
+        return {"levels": levels, "sides": SIDES, "k_levels": K_LEVELS, "units": list(UNITS), "methods": METHODS,
                 "templates": {level: [name for name, (lv, _) in TEMPLATES.items() if lv == level] for level in levels},
                 "landmarks": {level: list(known_landmarks(level)) for level in levels},
                 "feedback_areas": {level: [*known_landmarks(level), *FEEDBACK_AREAS] for level in levels},
