@@ -43,6 +43,9 @@ USER, PASSWORD = "p.lindqvist", "a long enough password"
 REFERENCE = "W-1"
 VIRIDIS_TOP = (253, 231, 37)  # matplotlib's viridis(1.0)
 SHOTS = ROOT / "out" / "web-story"
+# this page's viewer (its canvas in the document, not the last page's) with its surface and landmarks drawn
+VIEWER_READY = ("() => { const v = window.socketcadViewer; "
+                "return v && v.canvas.isConnected && v.mesh && v._landmarks.length > 0; }")
 
 
 def free_port() -> int:
@@ -198,7 +201,7 @@ def test_seven_steps_in_the_browser(clinic, tmp_path):
         assert scan.anterior == [0.0, -1.0, 0.0] and scan.units == "mm" and scan.filename.endswith(".stl")
 
         # 2. landmarks: drag the tibial tuberosity 25 px down the limb; the section slider reads a circumference
-        page.wait_for_function("() => window.socketcadViewer && window.socketcadViewer.mesh")
+        page.wait_for_function(VIEWER_READY)
         located = {row.name: row for row in ops.scan_view(store, REFERENCE, scan.id).landmarks}
         before = np.array(located["tibial_tuberosity"].point_mm)
         x, y = on_screen(page, before)
@@ -295,7 +298,7 @@ def test_seven_steps_in_the_browser(clinic, tmp_path):
 
         # 5. fitting: feedback by clicking the limb, an adjustment that makes revision 2
         page.click("nav a:has-text('5 Fitting')")
-        page.wait_for_function("() => window.socketcadViewer && window.socketcadViewer.mesh")
+        page.wait_for_function(VIEWER_READY)
         page.click("button:has-text('lateral')")
         time.sleep(0.5)
         page.mouse.click(*on_screen(page, typed.point_mm))  # where the fibular head was placed
