@@ -418,10 +418,12 @@ const STEP_PAGES = {
       v.view('anterior');
       await run(plan ? { plan } : { template: template.value });
     });
-    const start = el('button', { type: 'button', onclick: () => { drafts.drop(reference, 'plan'); run({ template: template.value }); } }, 'Start from template');
+    // the liner sets the template's reduction (TSB: its thickness); the socket step should use the same liner
+    const liner = select('liner', ['', ...options.liners], '', { '': 'the template\'s default (6 mm)' });
+    const start = el('button', { type: 'button', onclick: () => { drafts.drop(reference, 'plan'); run({ template: template.value, ...(liner.value ? { liner: liner.value } : {}) }); } }, 'Start from template');
     const save = el('button', { type: 'button', onclick: () => { drafts.set(reference, 'plan', plan); location.hash = `#/case/${encodeURIComponent(reference)}/socket`; } }, 'Use this plan for the socket');
     return el('div', { class: 'split' },
-      el('div', { class: 'panel' }, el('h2', {}, 'Rectification'), field('Template', template), start,
+      el('div', { class: 'panel' }, el('h2', {}, 'Rectification'), field('Template', template), field('Liner', liner), start,
         el('table', { id: 'modifications' }, el('thead', {}, el('tr', {}, ['Kind', 'Label', 'Landmark', 'Depth mm', 'Width mm', 'Height mm', 'Falloff mm'].map((h) => el('th', {}, h)))), rows),
         summary, el('p', {}, 'Blue: the model pushed in (load); red: built out (relief). Click a handle on the limb to edit its row. The edits are kept in this browser until the socket is built.'), save),
       el('div', {}, viewButtons(), panel.box));
