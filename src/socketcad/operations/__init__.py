@@ -31,7 +31,7 @@ from socketcad.operations._access import (Account, AddUserRequest, DemoClinic, S
                                          case_access, demo_clinic, end_session, session_account, sign_in)
 from socketcad.operations._views import (AnalysisView, DiffView, Download, FollowUpView, diff_view, followup_view, LandmarkMoved, LandmarkPoint, MoveLandmarkRequest,
                                         Preview, PreviewRequest, ProposalView, ProposeRequest, RegionRow, Scale,
-                                        ScanView, SectionView, SocketView, Surface, analysis_view, download,
+                                        ScanView, SectionView, SocketView, Surface, analysis_view, download, download_name,
                                         move_landmark, preview, propose, scan_view, section, socket_view)
 from socketcad.operations._report import (CaseReportRequest, DesignReportRequest, ReportWritten, report_case,
                                          report_design)
@@ -55,7 +55,7 @@ __all__ = [
     "session_account", "sign_in",
     "AnalysisView", "DiffView", "Download", "FollowUpView", "diff_view", "followup_view", "LandmarkMoved", "LandmarkPoint", "MoveLandmarkRequest", "Preview", "PreviewRequest",
     "ProposalView", "ProposeRequest", "RegionRow", "Scale", "ScanView", "SectionView", "SocketView", "Surface",
-    "analysis_view", "download", "move_landmark", "preview", "propose", "scan_view", "section", "socket_view",
+    "analysis_view", "download", "download_name", "move_landmark", "preview", "propose", "scan_view", "section", "socket_view",
 ]  # the one list of public names: socketcad re-exports it
 
 

@@ -22,7 +22,7 @@ from socketcad.operations._design import PlanInput, Rectified, plan_of, rectifie
 
 __all__ = ["AnalysisView", "DiffView", "Download", "FollowUpView", "diff_view", "followup_view", "LandmarkPoint", "LandmarkMoved", "MoveLandmarkRequest", "Preview",
            "PreviewRequest", "ProposalView", "ProposeRequest", "RegionRow", "Scale", "ScanView", "SectionView",
-           "SocketView", "Surface", "analysis_view", "download", "move_landmark", "preview", "propose", "scan_view",
+           "SocketView", "Surface", "analysis_view", "download", "download_name", "move_landmark", "preview", "propose", "scan_view",
            "section", "socket_view", "surface_of"]
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -263,14 +263,15 @@ class SocketView(Result):
 
 
 def socket_view(store: Store, reference: str, revision: int) -> SocketView:
+    from socketcad.clinic.analyses import stored_socket
     from socketcad.clinic.cases import find_case, revision_of
-    from socketcad.clinic.reporting import revision_material
 
-    material = revision_material(store, reference, revision)
     with store.transaction() as db:
-        spec = dict(revision_of(db, find_case(db, reference), revision).spec)
-    return SocketView(revision=revision, surface=surface_of(material.socket), spec=spec,
-                      sheet=material.sheet.model_dump(mode="json", exclude_none=True), downloads=list(DOWNLOADS))
+        stored = revision_of(db, find_case(db, reference), revision)
+        spec, socket_hash, sheet_hash = dict(stored.spec), stored.socket_hash, stored.sheet_hash
+    socket, sheet = stored_socket(store.files.get(socket_hash), store.files.get(sheet_hash))  # no scan to read
+    return SocketView(revision=revision, surface=surface_of(socket), spec=spec,
+                      sheet=sheet.model_dump(mode="json", exclude_none=True), downloads=list(DOWNLOADS))
 
 
 class RegionRow(Result):
@@ -305,7 +306,6 @@ def analysis_view(store: Store, reference: str, revision: int, load_case: str | 
                   kind: Literal["pressure", "shear"] = "pressure") -> AnalysisView:
     """The heat map of one load case of a revision's newest analysis (default: its first loaded case, the first
     after donning)."""
-    from socketcad.clinic.reporting import revision_material
     from socketcad.operations._clinic import stored_analysis
 
     found = stored_analysis(store, reference, revision)
@@ -316,7 +316,7 @@ def analysis_view(store: Store, reference: str, revision: int, load_case: str | 
         raise InputError(f"load_case {name!r}: this analysis has {', '.join(cases)}")
     maps = found.maps
     values = np.asarray((maps.pressure_kpa if kind == "pressure" else maps.shear_kpa)[name], dtype=float)
-    skin = revision_material(store, reference, revision).limb.skin
+    skin = _revision_skin(store, reference, revision)
     if len(skin.vertices) != len(values):
         raise InputError(f"case {reference!r} revision {revision}: its analysis maps do not match its scan")
     case = found.summary.cases[name]
@@ -335,6 +335,23 @@ def analysis_view(store: Store, reference: str, revision: int, load_case: str | 
                         map=kind, peak_kpa=float(values[peak]), peak_point_mm=tuple(float(v) for v in skin.vertices[peak]),
                         surface=surface_of(skin, values, scale), regions=regions,
                         validated=found.summary.validated, estimates=found.summary.estimates)
+
+
+def _revision_skin(store: Store, reference: str, revision: int):
+    """The skin a revision was designed on, as its analysis maps it: its scan as read (kept in memory by
+    clinic.landmarks; the placed landmarks move no vertex), without reading its socket."""
+    from socketcad.clinic.cases import find_case, revision_of
+    from socketcad.clinic.landmarks import scan_limb
+
+    with store.transaction() as db:
+        scan_id = revision_of(db, find_case(db, reference), revision).scan_id
+    return scan_limb(store, reference, scan_id).limb.skin
+
+
+def download_name(reference: str, revision: int, name: str) -> str:
+    """The file name a download of a revision's file is offered under: ASCII only (it goes into an HTTP header
+    and onto a file system), the reference's other characters as '_'."""
+    return f"{re.sub(r'[^A-Za-z0-9._-]', '_', reference)}-r{revision}-{name}"
 
 
 class Download(Result):
@@ -362,8 +379,7 @@ def download(store: Store, reference: str, revision: int, name: str) -> Download
             io.write_mesh(io.read_mesh(stl), out, metadata={"socketcad:revision": str(revision),
                                                             "socketcad:socket_type": str(sheet.get("socket_type", ""))})
             data = out.read_bytes()
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", reference)  # the name goes into a header and a file system
-    return Download(filename=f"{safe}-r{revision}-{name}", media_type=DOWNLOADS[name], data=data)
+    return Download(filename=download_name(reference, revision, name), media_type=DOWNLOADS[name], data=data)
 
 
 class DiffView(Result):

@@ -250,9 +250,9 @@ def create_app(store: Store, jobs: Jobs | None = None, *, secure_cookies: bool =
             written = ops.report_case(store, ops.CaseReportRequest(reference=reference, revision=revision,
                                                                    output=html, pdf=kind == "pdf"))
             data = Path(written.pdf if kind == "pdf" else written.html).read_bytes()
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in reference)
+        name = ops.download_name(reference, revision, f"report.{kind}")
         return Response(data, media_type="application/pdf" if kind == "pdf" else "text/html; charset=utf-8",
-                        headers={"content-disposition": f'attachment; filename="{safe}-r{revision}-report.{kind}"'})
+                        headers={"content-disposition": f'attachment; filename="{name}"'})
 
     @app.post("/api/cases/{reference}/revisions/{revision}/analysis", response_model=JobState)
     def analysis_new(reference: str, revision: int, body: dict[str, Any], who: ops.Account = Depends(writer)):
